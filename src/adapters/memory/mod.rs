@@ -1,0 +1,439 @@
+//! In-memory storage: every repository port over one mutex-guarded state. It keeps nothing
+//! across restarts; it serves `memory://`, unit tests and library users who want a fake that
+//! behaves like the real thing (it passes the same contract suite as PostgreSQL and SQLite).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::domain::error::{Error, Result};
+use crate::domain::{
+    Chat, ChatId, ChatKind, ChatSummary, HistoryPage, Member, Message, MessageId, NewGroup,
+    NewMessage, NewUser, Peer, Role, RoomSummary, SessionId, User, UserId, Visibility,
+};
+use crate::ports::{ChatAccess, ChatRepo, MessageRepo, SessionRepo, UserRepo};
+
+#[derive(Default)]
+struct State {
+    users: BTreeMap<UserId, User>,
+    chats: BTreeMap<ChatId, Chat>,
+    /// Members of each chat in joining order, with role and read marker.
+    members: BTreeMap<ChatId, Vec<Membership>>,
+    /// The direct chat of each unordered pair.
+    directs: HashMap<(UserId, UserId), ChatId>,
+    messages: BTreeMap<MessageId, StoredMessage>,
+    revoked: HashMap<SessionId, DateTime<Utc>>,
+    next_id: i64,
+}
+
+struct Membership {
+    user: UserId,
+    role: Role,
+    last_read: Option<MessageId>,
+}
+
+struct StoredMessage {
+    chat_id: ChatId,
+    sender_id: UserId,
+    body: crate::domain::MessageBody,
+    created_at: DateTime<Utc>,
+}
+
+impl State {
+    fn next(&mut self) -> i64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    fn member_ids(&self, chat: ChatId) -> impl Iterator<Item = UserId> + '_ {
+        self.members.get(&chat).into_iter().flatten().map(|m| m.user)
+    }
+
+    fn is_member(&self, chat: ChatId, user: UserId) -> bool {
+        self.member_ids(chat).any(|u| u == user)
+    }
+
+    fn message(&self, id: MessageId, m: &StoredMessage) -> Message {
+        Message {
+            id,
+            chat_id: m.chat_id,
+            sender_id: m.sender_id,
+            sender_username: self.users[&m.sender_id].username.clone(),
+            body: m.body.clone(),
+            created_at: m.created_at,
+        }
+    }
+}
+
+/// Every storage port, in memory.
+#[derive(Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn pair(a: UserId, b: UserId) -> (UserId, UserId) {
+    if a <= b { (a, b) } else { (b, a) }
+}
+
+#[async_trait]
+impl UserRepo for MemoryStore {
+    async fn create(&self, new: &NewUser) -> Result<User> {
+        let mut s = self.lock();
+        let taken = |f: fn(&User) -> &str, v: &str| {
+            s.users.values().any(|u| f(u).eq_ignore_ascii_case(v))
+        };
+        if taken(|u| u.username.as_str(), new.username.as_str()) {
+            return Err(Error::UsernameTaken);
+        }
+        if taken(|u| u.email.as_str(), new.email.as_str()) {
+            return Err(Error::EmailTaken);
+        }
+        let user = User {
+            id: UserId(s.next()),
+            username: new.username.clone(),
+            email: new.email.clone(),
+            password_hash: new.password_hash.clone(),
+            created_at: new.created_at,
+            last_seen: None,
+        };
+        s.users.insert(user.id, user.clone());
+        Ok(user)
+    }
+
+    async fn find(&self, id: UserId) -> Result<Option<User>> {
+        Ok(self.lock().users.get(&id).cloned())
+    }
+
+    async fn find_by_login(&self, login: &str) -> Result<Option<User>> {
+        Ok(self
+            .lock()
+            .users
+            .values()
+            .find(|u| {
+                u.username.as_str().eq_ignore_ascii_case(login)
+                    || u.email.as_str().eq_ignore_ascii_case(login)
+            })
+            .cloned())
+    }
+
+    async fn list_except(&self, except: UserId) -> Result<Vec<User>> {
+        let mut users: Vec<User> = self
+            .lock()
+            .users
+            .values()
+            .filter(|u| u.id != except)
+            .cloned()
+            .collect();
+        users.sort_by_key(|u| (u.username.as_str().to_ascii_lowercase(), u.id));
+        Ok(users)
+    }
+
+    async fn touch_last_seen(&self, id: UserId, at: DateTime<Utc>) -> Result<()> {
+        if let Some(u) = self.lock().users.get_mut(&id) {
+            u.last_seen = Some(at);
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ChatRepo for MemoryStore {
+    async fn get_or_create_direct(
+        &self,
+        a: UserId,
+        b: UserId,
+        at: DateTime<Utc>,
+    ) -> Result<(Chat, bool)> {
+        let mut s = self.lock();
+        if !s.users.contains_key(&a) || !s.users.contains_key(&b) {
+            return Err(Error::UserNotFound);
+        }
+        if let Some(id) = s.directs.get(&pair(a, b)) {
+            return Ok((s.chats[id].clone(), false));
+        }
+        let chat = Chat {
+            id: ChatId(s.next()),
+            kind: ChatKind::Direct,
+            name: None,
+            visibility: Visibility::Private,
+            created_at: at,
+        };
+        s.chats.insert(chat.id, chat.clone());
+        s.directs.insert(pair(a, b), chat.id);
+        let members = [a, b]
+            .into_iter()
+            .map(|user| Membership {
+                user,
+                role: Role::Member,
+                last_read: None,
+            })
+            .collect();
+        s.members.insert(chat.id, members);
+        Ok((chat, true))
+    }
+
+    async fn create_group(&self, group: &NewGroup) -> Result<Chat> {
+        let mut s = self.lock();
+        let everyone = std::iter::once(group.owner).chain(group.members.iter().copied());
+        if everyone.clone().any(|u| !s.users.contains_key(&u)) {
+            return Err(Error::UserNotFound);
+        }
+        let chat = Chat {
+            id: ChatId(s.next()),
+            kind: ChatKind::Group,
+            name: Some(group.name.clone()),
+            visibility: group.visibility,
+            created_at: group.created_at,
+        };
+        let mut seen = HashSet::new();
+        let members = everyone
+            .filter(|u| seen.insert(*u))
+            .map(|user| Membership {
+                user,
+                role: if user == group.owner { Role::Owner } else { Role::Member },
+                last_read: None,
+            })
+            .collect();
+        s.chats.insert(chat.id, chat.clone());
+        s.members.insert(chat.id, members);
+        Ok(chat)
+    }
+
+    async fn access(&self, chat: ChatId, user: UserId) -> Result<ChatAccess> {
+        let s = self.lock();
+        let Some(c) = s.chats.get(&chat) else {
+            return Ok(ChatAccess::NoSuchChat);
+        };
+        let role = s
+            .members
+            .get(&chat)
+            .and_then(|ms| ms.iter().find(|m| m.user == user))
+            .map(|m| m.role);
+        Ok(match role {
+            Some(role) => ChatAccess::Member(c.clone(), role),
+            None => ChatAccess::Outsider(c.clone()),
+        })
+    }
+
+    async fn members(&self, chat: ChatId) -> Result<Vec<Member>> {
+        let s = self.lock();
+        Ok(s.members
+            .get(&chat)
+            .into_iter()
+            .flatten()
+            .map(|m| {
+                let u = &s.users[&m.user];
+                Member {
+                    user_id: u.id,
+                    username: u.username.clone(),
+                    last_seen: u.last_seen,
+                    role: m.role,
+                    last_read: m.last_read,
+                }
+            })
+            .collect())
+    }
+
+    async fn list_for_user(&self, user: UserId) -> Result<Vec<ChatSummary>> {
+        let s = self.lock();
+        let mut out = Vec::new();
+        for (chat_id, members) in &s.members {
+            let Some(mine) = members.iter().find(|m| m.user == user) else {
+                continue;
+            };
+            let chat = s.chats[chat_id].clone();
+            let peer = (chat.kind == ChatKind::Direct)
+                .then(|| members.iter().find(|m| m.user != user))
+                .flatten()
+                .map(|m| {
+                    let u = &s.users[&m.user];
+                    Peer {
+                        id: u.id,
+                        username: u.username.clone(),
+                        last_seen: u.last_seen,
+                    }
+                });
+            let in_chat = s.messages.iter().filter(|(_, m)| m.chat_id == *chat_id);
+            let unread = in_chat
+                .clone()
+                .filter(|(id, m)| m.sender_id != user && Some(**id) > mine.last_read)
+                .count();
+            let last_message = in_chat.last().map(|(id, m)| s.message(*id, m));
+            out.push(ChatSummary {
+                chat,
+                peer,
+                unread: i64::try_from(unread).unwrap_or(i64::MAX),
+                last_message,
+            });
+        }
+        out.sort_by_key(|c| {
+            std::cmp::Reverse((c.last_message.as_ref().map(|m| m.id), c.chat.id))
+        });
+        Ok(out)
+    }
+
+    async fn chat_ids_of(&self, user: UserId) -> Result<Vec<ChatId>> {
+        let s = self.lock();
+        Ok(s.members
+            .iter()
+            .filter(|(_, ms)| ms.iter().any(|m| m.user == user))
+            .map(|(id, _)| *id)
+            .collect())
+    }
+
+    async fn list_public(&self, viewer: UserId) -> Result<Vec<RoomSummary>> {
+        let s = self.lock();
+        let mut rooms: Vec<RoomSummary> = s
+            .chats
+            .values()
+            .filter(|c| c.kind == ChatKind::Group && c.visibility == Visibility::Public)
+            .filter_map(|c| {
+                Some(RoomSummary {
+                    chat_id: c.id,
+                    name: c.name.clone()?,
+                    members_count: s.member_ids(c.id).count() as i64,
+                    is_member: s.is_member(c.id, viewer),
+                })
+            })
+            .collect();
+        rooms.sort_by_key(|r| (r.name.as_str().to_lowercase(), r.chat_id));
+        Ok(rooms)
+    }
+
+    async fn add_member(
+        &self,
+        chat: ChatId,
+        user: UserId,
+        role: Role,
+        _at: DateTime<Utc>,
+    ) -> Result<bool> {
+        let mut s = self.lock();
+        if !s.users.contains_key(&user) {
+            return Err(Error::UserNotFound);
+        }
+        if !s.chats.contains_key(&chat) {
+            return Err(Error::ChatNotFound);
+        }
+        if s.is_member(chat, user) {
+            return Ok(false);
+        }
+        s.members.entry(chat).or_default().push(Membership {
+            user,
+            role,
+            last_read: None,
+        });
+        Ok(true)
+    }
+
+    async fn remove_member(&self, chat: ChatId, user: UserId) -> Result<bool> {
+        let mut s = self.lock();
+        let Some(ms) = s.members.get_mut(&chat) else {
+            return Ok(false);
+        };
+        let before = ms.len();
+        ms.retain(|m| m.user != user);
+        Ok(ms.len() < before)
+    }
+
+    async fn set_role(&self, chat: ChatId, user: UserId, role: Role) -> Result<()> {
+        let mut s = self.lock();
+        let m = s
+            .members
+            .get_mut(&chat)
+            .and_then(|ms| ms.iter_mut().find(|m| m.user == user))
+            .ok_or(Error::NotAMember)?;
+        m.role = role;
+        Ok(())
+    }
+
+    async fn mark_read(&self, chat: ChatId, user: UserId, message: MessageId) -> Result<bool> {
+        let mut s = self.lock();
+        let m = s
+            .members
+            .get_mut(&chat)
+            .and_then(|ms| ms.iter_mut().find(|m| m.user == user))
+            .ok_or(Error::NotAMember)?;
+        if m.last_read.is_some_and(|r| r >= message) {
+            return Ok(false);
+        }
+        m.last_read = Some(message);
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl MessageRepo for MemoryStore {
+    async fn insert(&self, new: &NewMessage) -> Result<MessageId> {
+        let mut s = self.lock();
+        if !s.chats.contains_key(&new.chat_id) {
+            return Err(Error::ChatNotFound);
+        }
+        let id = MessageId(s.next());
+        s.messages.insert(
+            id,
+            StoredMessage {
+                chat_id: new.chat_id,
+                sender_id: new.sender_id,
+                body: new.body.clone(),
+                created_at: new.created_at,
+            },
+        );
+        Ok(id)
+    }
+
+    async fn list(&self, chat: ChatId, page: HistoryPage) -> Result<Vec<Message>> {
+        let s = self.lock();
+        let limit = page.limit as usize;
+        let lower = page.after.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
+        let upper = page.before.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
+        let in_range = s
+            .messages
+            .range((lower, upper))
+            .filter(|(_, m)| m.chat_id == chat);
+        let mut out: Vec<Message> = if page.after.is_some() && page.before.is_none() {
+            in_range.take(limit).map(|(id, m)| s.message(*id, m)).collect()
+        } else {
+            let mut newest: Vec<Message> =
+                in_range.rev().take(limit).map(|(id, m)| s.message(*id, m)).collect();
+            newest.reverse();
+            newest
+        };
+        out.sort_by_key(|m| m.id);
+        Ok(out)
+    }
+
+    async fn exists_in(&self, chat: ChatId, message: MessageId) -> Result<bool> {
+        Ok(self
+            .lock()
+            .messages
+            .get(&message)
+            .is_some_and(|m| m.chat_id == chat))
+    }
+}
+
+#[async_trait]
+impl SessionRepo for MemoryStore {
+    async fn revoke(&self, session: &SessionId, expires_at: DateTime<Utc>) -> Result<()> {
+        let mut s = self.lock();
+        let now = Utc::now();
+        s.revoked.retain(|_, exp| *exp > now);
+        s.revoked.insert(session.clone(), expires_at);
+        Ok(())
+    }
+
+    async fn is_revoked(&self, session: &SessionId) -> Result<bool> {
+        Ok(self.lock().revoked.contains_key(session))
+    }
+}

@@ -1,0 +1,69 @@
+//! The errors a caller of the domain can act on. Adapters turn storage failures into these
+//! cases (a unique-constraint violation on the username becomes [`Error::UsernameTaken`]), and
+//! the HTTP adapter maps each case to one status and one stable code.
+
+use std::borrow::Cow;
+
+/// A request field that breaks a rule, with a sentence a person can read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ValidationError {
+    /// The name of the offending field as the client sent it (`username`, `message`, ...).
+    pub field: Cow<'static, str>,
+    pub message: Cow<'static, str>,
+}
+
+impl ValidationError {
+    pub fn new(
+        field: impl Into<Cow<'static, str>>,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Everything a use case can refuse or fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    #[error("That username is already taken.")]
+    UsernameTaken,
+    #[error("An account with that email already exists.")]
+    EmailTaken,
+    #[error("Incorrect username or password.")]
+    InvalidCredentials,
+    #[error("Not authenticated.")]
+    Unauthenticated,
+    #[error("The session has expired; please log in again.")]
+    TokenExpired,
+    #[error("User not found.")]
+    UserNotFound,
+    #[error("Chat not found.")]
+    ChatNotFound,
+    #[error("Message not found in this chat.")]
+    MessageNotFound,
+    #[error("You are not a member of this chat.")]
+    NotAMember,
+    #[error("You cannot open a chat with yourself.")]
+    ChatWithSelf,
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("{0}")]
+    Conflict(&'static str),
+    #[error("unexpected error: {0}")]
+    Unexpected(#[source] anyhow::Error),
+}
+
+impl Error {
+    /// Wraps an infrastructure failure the caller cannot act on.
+    pub fn unexpected(e: impl Into<anyhow::Error>) -> Self {
+        Self::Unexpected(e.into())
+    }
+}
+
+/// The result type of the domain and its ports.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,265 @@
+//! The entities of Parley and the identifiers that name them.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::values::{ChatName, Email, MessageBody, Username};
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub i64);
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// Identifies a user.
+    UserId
+);
+id_type!(
+    /// Identifies a chat, direct or group.
+    ChatId
+);
+id_type!(
+    /// Identifies a message; ids grow with time within the whole server.
+    MessageId
+);
+
+/// A registered person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    pub username: Username,
+    pub email: Email,
+    /// The PHC string of the password hash; never leaves the server.
+    pub password_hash: String,
+    pub created_at: DateTime<Utc>,
+    /// When the user's last socket closed; `None` until it first has.
+    pub last_seen: Option<DateTime<Utc>>,
+}
+
+/// What registration stores.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub username: Username,
+    pub email: Email,
+    pub password_hash: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A direct chat has exactly two members; a group has a name, an owner and any number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChatKind {
+    Direct,
+    Group,
+}
+
+impl ChatKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Direct => "direct",
+            Self::Group => "group",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "direct" => Some(Self::Direct),
+            "group" => Some(Self::Group),
+            _ => None,
+        }
+    }
+}
+
+/// Whether anyone may join a group (`Public`) or only those a member adds (`Private`).
+/// Direct chats are always private.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Visibility {
+    #[default]
+    Private,
+    Public,
+}
+
+impl Visibility {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Private => "private",
+            Self::Public => "public",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "private" => Some(Self::Private),
+            "public" => Some(Self::Public),
+            _ => None,
+        }
+    }
+}
+
+/// A member's standing in a chat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Owner,
+    Member,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Owner => "owner",
+            Self::Member => "member",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "owner" => Some(Self::Owner),
+            "member" => Some(Self::Member),
+            _ => None,
+        }
+    }
+}
+
+/// A conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chat {
+    pub id: ChatId,
+    pub kind: ChatKind,
+    /// Set for groups, `None` for direct chats.
+    pub name: Option<ChatName>,
+    pub visibility: Visibility,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What creating a group stores: the owner plus the initial members.
+#[derive(Debug, Clone)]
+pub struct NewGroup {
+    pub name: ChatName,
+    pub visibility: Visibility,
+    pub owner: UserId,
+    pub members: Vec<UserId>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A user's membership in a chat, as listed in the chat's details.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub user_id: UserId,
+    pub username: Username,
+    pub last_seen: Option<DateTime<Utc>>,
+    pub role: Role,
+    /// The newest message this member has read, if any.
+    pub last_read: Option<MessageId>,
+}
+
+/// One line of a user's chat list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatSummary {
+    pub chat: Chat,
+    /// For a direct chat, the other member.
+    pub peer: Option<Peer>,
+    /// Messages after the caller's read marker that others sent.
+    pub unread: i64,
+    pub last_message: Option<Message>,
+}
+
+/// The other member of a direct chat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub id: UserId,
+    pub username: Username,
+    pub last_seen: Option<DateTime<Utc>>,
+}
+
+/// A public room as listed for browsing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomSummary {
+    pub chat_id: ChatId,
+    pub name: ChatName,
+    pub members_count: i64,
+    pub is_member: bool,
+}
+
+/// A stored message, with its sender's username for display.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub id: MessageId,
+    pub chat_id: ChatId,
+    pub sender_id: UserId,
+    pub sender_username: Username,
+    pub body: MessageBody,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What posting stores.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub chat_id: ChatId,
+    pub sender_id: UserId,
+    pub body: MessageBody,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Which slice of a chat's history to read. `before` pages back, `after` catches up; the
+/// result is always oldest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryPage {
+    pub before: Option<MessageId>,
+    pub after: Option<MessageId>,
+    pub limit: u32,
+}
+
+impl HistoryPage {
+    pub const DEFAULT_LIMIT: u32 = 50;
+    pub const MAX_LIMIT: u32 = 200;
+
+    /// The latest messages.
+    pub fn latest(limit: u32) -> Self {
+        Self {
+            before: None,
+            after: None,
+            limit,
+        }
+    }
+}
+
+/// The user a request or socket acts as, established from a verified token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthUser {
+    pub id: UserId,
+    pub username: Username,
+    /// The token's own id, so that logging out can revoke exactly this session.
+    pub session: SessionId,
+    pub session_expires_at: DateTime<Utc>,
+}
+
+/// The id (`jti`) of one issued token.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SessionId(pub String);
+
+/// A signed access token and when it stops working.
+#[derive(Debug, Clone)]
+pub struct AccessToken {
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What a verified token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claims {
+    pub user_id: UserId,
+    pub session: SessionId,
+    pub expires_at: DateTime<Utc>,
+}

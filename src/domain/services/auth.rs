@@ -1,0 +1,304 @@
+//! Registration, login, authentication of every request and socket, and logout.
+
+use std::sync::Arc;
+
+use crate::domain::error::{Error, Result};
+use crate::domain::{AccessToken, AuthUser, Email, Event, NewUser, Password, User, Username};
+use crate::ports::{Clock, EventBus, PasswordHasher, SessionRepo, TokenService, UserRepo};
+
+/// Accounts and sessions.
+#[derive(Clone)]
+pub struct AuthService {
+    users: Arc<dyn UserRepo>,
+    sessions: Arc<dyn SessionRepo>,
+    hasher: Arc<dyn PasswordHasher>,
+    tokens: Arc<dyn TokenService>,
+    clock: Arc<dyn Clock>,
+    bus: Arc<dyn EventBus>,
+}
+
+/// A PHC string of a password nobody has, verified when the login names no user so that
+/// a wrong username costs as much time as a wrong password.
+const DECOY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$K9SYXTgNqd8OJvxKLA0dwmFljpBJLX1FWbxDQrO9mhk";
+
+impl AuthService {
+    pub fn new(
+        users: Arc<dyn UserRepo>,
+        sessions: Arc<dyn SessionRepo>,
+        hasher: Arc<dyn PasswordHasher>,
+        tokens: Arc<dyn TokenService>,
+        clock: Arc<dyn Clock>,
+        bus: Arc<dyn EventBus>,
+    ) -> Self {
+        Self {
+            users,
+            sessions,
+            hasher,
+            tokens,
+            clock,
+            bus,
+        }
+    }
+
+    /// Creates an account.
+    ///
+    /// # Errors
+    /// `UsernameTaken` or `EmailTaken` when either is in use.
+    pub async fn register(
+        &self,
+        username: Username,
+        email: Email,
+        password: Password,
+    ) -> Result<User> {
+        let password_hash = self.hasher.hash(&password).await?;
+        self.users
+            .create(&NewUser {
+                username,
+                email,
+                password_hash,
+                created_at: self.clock.now(),
+            })
+            .await
+    }
+
+    /// Checks a username-or-email and password and issues a token.
+    ///
+    /// # Errors
+    /// `InvalidCredentials`, the same whether the user exists or not.
+    pub async fn login(&self, login: &str, password: &Password) -> Result<AccessToken> {
+        let user = self.users.find_by_login(login.trim()).await?;
+        let hash = user.as_ref().map_or(DECOY_HASH, |u| u.password_hash.as_str());
+        let matches = self.hasher.verify(password, hash).await?;
+        match user {
+            Some(user) if matches => self.tokens.issue(user.id),
+            _ => Err(Error::InvalidCredentials),
+        }
+    }
+
+    /// The user a token stands for.
+    ///
+    /// # Errors
+    /// `TokenExpired` for an expired token, `Unauthenticated` for a bad, revoked or orphaned
+    /// one.
+    pub async fn authenticate(&self, token: &str) -> Result<AuthUser> {
+        let claims = self.tokens.verify(token)?;
+        if self.sessions.is_revoked(&claims.session).await? {
+            return Err(Error::Unauthenticated);
+        }
+        let user = self
+            .users
+            .find(claims.user_id)
+            .await?
+            .ok_or(Error::Unauthenticated)?;
+        Ok(AuthUser {
+            id: user.id,
+            username: user.username,
+            session: claims.session,
+            session_expires_at: claims.expires_at,
+        })
+    }
+
+    /// The caller's account.
+    ///
+    /// # Errors
+    /// `Unauthenticated` when the account is gone.
+    pub async fn me(&self, me: &AuthUser) -> Result<User> {
+        self.users.find(me.id).await?.ok_or(Error::Unauthenticated)
+    }
+
+    /// Ends the session: its token fails from now on and its sockets close.
+    ///
+    /// # Errors
+    /// `Unexpected` on storage failure.
+    pub async fn logout(&self, me: &AuthUser) -> Result<()> {
+        self.sessions
+            .revoke(&me.session, me.session_expires_at)
+            .await?;
+        self.bus
+            .publish(Event::SessionRevoked(me.session.clone()))
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+    use mockall::predicate::eq;
+
+    use super::*;
+    use crate::domain::{Claims, SessionId, UserId};
+    use crate::ports::{
+        MockClock, MockEventBus, MockPasswordHasher, MockSessionRepo, MockTokenService,
+        MockUserRepo,
+    };
+
+    struct Mocks {
+        users: MockUserRepo,
+        sessions: MockSessionRepo,
+        hasher: MockPasswordHasher,
+        tokens: MockTokenService,
+        bus: MockEventBus,
+    }
+
+    impl Mocks {
+        fn new() -> Self {
+            Self {
+                users: MockUserRepo::new(),
+                sessions: MockSessionRepo::new(),
+                hasher: MockPasswordHasher::new(),
+                tokens: MockTokenService::new(),
+                bus: MockEventBus::new(),
+            }
+        }
+
+        fn service(self) -> AuthService {
+            let mut clock = MockClock::new();
+            clock
+                .expect_now()
+                .returning(|| Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap());
+            AuthService::new(
+                Arc::new(self.users),
+                Arc::new(self.sessions),
+                Arc::new(self.hasher),
+                Arc::new(self.tokens),
+                Arc::new(clock),
+                Arc::new(self.bus),
+            )
+        }
+    }
+
+    fn ann() -> User {
+        User {
+            id: UserId(7),
+            username: Username::parse("ann").unwrap(),
+            email: Email::parse("ann@example.com").unwrap(),
+            password_hash: "$argon2id$ann".into(),
+            created_at: Utc::now(),
+            last_seen: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn register_stores_the_hash_never_the_password() {
+        let mut m = Mocks::new();
+        m.hasher
+            .expect_hash()
+            .times(1)
+            .returning(|_| Ok("$argon2id$hashed".into()));
+        m.users
+            .expect_create()
+            .withf(|u| u.password_hash == "$argon2id$hashed" && u.username.as_str() == "ann")
+            .times(1)
+            .returning(|_| Ok(ann()));
+        let user = m
+            .service()
+            .register(
+                Username::parse("ann").unwrap(),
+                Email::parse("ann@example.com").unwrap(),
+                Password::parse_new("correct horse", "correct horse").unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(user.id, UserId(7));
+    }
+
+    #[tokio::test]
+    async fn login_with_unknown_user_still_verifies_and_refuses() {
+        let mut m = Mocks::new();
+        m.users.expect_find_by_login().returning(|_| Ok(None));
+        m.hasher
+            .expect_verify()
+            .withf(|_, hash| hash == DECOY_HASH)
+            .times(1)
+            .returning(|_, _| Ok(true));
+        m.tokens.expect_issue().times(0);
+        let err = m
+            .service()
+            .login("ghost", &Password::for_login("whatever1"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidCredentials));
+    }
+
+    #[tokio::test]
+    async fn login_with_wrong_password_issues_no_token() {
+        let mut m = Mocks::new();
+        m.users.expect_find_by_login().returning(|_| Ok(Some(ann())));
+        m.hasher.expect_verify().returning(|_, _| Ok(false));
+        m.tokens.expect_issue().times(0);
+        let err = m
+            .service()
+            .login("ann", &Password::for_login("wrong-password"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidCredentials));
+    }
+
+    #[tokio::test]
+    async fn login_with_right_password_issues_a_token_for_that_user() {
+        let mut m = Mocks::new();
+        m.users
+            .expect_find_by_login()
+            .with(eq("ann@example.com"))
+            .returning(|_| Ok(Some(ann())));
+        m.hasher
+            .expect_verify()
+            .withf(|_, hash| hash == "$argon2id$ann")
+            .returning(|_, _| Ok(true));
+        m.tokens
+            .expect_issue()
+            .with(eq(UserId(7)))
+            .times(1)
+            .returning(|_| {
+                Ok(AccessToken {
+                    token: "t".into(),
+                    expires_at: Utc::now(),
+                })
+            });
+        let token = m
+            .service()
+            .login(" ann@example.com ", &Password::for_login("correct horse"))
+            .await
+            .unwrap();
+        assert_eq!(token.token, "t");
+    }
+
+    #[tokio::test]
+    async fn a_revoked_session_does_not_authenticate() {
+        let mut m = Mocks::new();
+        m.tokens.expect_verify().returning(|_| {
+            Ok(Claims {
+                user_id: UserId(7),
+                session: SessionId("s1".into()),
+                expires_at: Utc::now(),
+            })
+        });
+        m.sessions.expect_is_revoked().returning(|_| Ok(true));
+        m.users.expect_find().times(0);
+        let err = m.service().authenticate("tok").await.unwrap_err();
+        assert!(matches!(err, Error::Unauthenticated));
+    }
+
+    #[tokio::test]
+    async fn logout_revokes_then_tells_the_sockets() {
+        let mut m = Mocks::new();
+        let session = SessionId("s1".into());
+        m.sessions
+            .expect_revoke()
+            .withf(|s, _| s.0 == "s1")
+            .times(1)
+            .returning(|_, _| Ok(()));
+        m.bus
+            .expect_publish()
+            .with(eq(Event::SessionRevoked(session.clone())))
+            .times(1)
+            .returning(|_| Ok(()));
+        let me = AuthUser {
+            id: UserId(7),
+            username: Username::parse("ann").unwrap(),
+            session,
+            session_expires_at: Utc::now(),
+        };
+        m.service().logout(&me).await.unwrap();
+    }
+}

@@ -1,0 +1,8 @@
+//! The use cases of Parley. Each service holds the ports it needs as `Arc<dyn Port>` and decides
+//! policy: who may read a chat, who may add whom, what is published when.
+
+mod auth;
+mod chats;
+
+pub use auth::AuthService;
+pub use chats::{ChatService, Limits};

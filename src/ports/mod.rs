@@ -1,0 +1,245 @@
+//! The traits the domain needs from the outside world, one per outside thing. Adapters in
+//! [`crate::adapters`] implement them; library users may bring their own. With the `mocks`
+//! feature (and in this crate's tests) each trait has a `mockall` mock: `MockUserRepo`, ...
+
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures_util::Stream;
+
+use crate::domain::error::Result;
+use crate::domain::{
+    AccessToken, Chat, ChatId, ChatSummary, Claims, Event, HistoryPage, Member, Message,
+    MessageId, NewGroup, NewMessage, NewUser, Password, Role, RoomSummary, SessionId, User,
+    UserId,
+};
+
+/// Where users are kept.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait UserRepo: Send + Sync + 'static {
+    /// Stores a new user and returns it with its id.
+    ///
+    /// # Errors
+    /// `UsernameTaken` / `EmailTaken` when another user has that username or email, compared
+    /// without regard to case; the storage's unique constraint decides.
+    async fn create(&self, user: &NewUser) -> Result<User>;
+
+    /// The user with this id, if any.
+    ///
+    /// # Errors
+    /// `Unexpected` on storage failure only.
+    async fn find(&self, id: UserId) -> Result<Option<User>>;
+
+    /// The user whose username or email equals `login`, without regard to case.
+    ///
+    /// # Errors
+    /// `Unexpected` on storage failure only.
+    async fn find_by_login(&self, login: &str) -> Result<Option<User>>;
+
+    /// Every user but `except`, ordered by username without regard to case.
+    ///
+    /// # Errors
+    /// `Unexpected` on storage failure only.
+    async fn list_except(&self, except: UserId) -> Result<Vec<User>>;
+
+    /// Records when the user was last seen online.
+    ///
+    /// # Errors
+    /// `Unexpected` on storage failure only.
+    async fn touch_last_seen(&self, id: UserId, at: DateTime<Utc>) -> Result<()>;
+}
+
+/// Access of one user to one chat, read in one step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChatAccess {
+    /// No chat has that id.
+    NoSuchChat,
+    /// The chat exists; the user is not in it.
+    Outsider(Chat),
+    /// The user is a member with this role.
+    Member(Chat, Role),
+}
+
+/// Where chats and their memberships are kept.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait ChatRepo: Send + Sync + 'static {
+    /// The direct chat between `a` and `b`, created with both as members if it did not exist;
+    /// the flag is true when this call created it. Two concurrent calls for the same pair
+    /// (in either order) yield one chat.
+    ///
+    /// # Errors
+    /// `Unexpected` on storage failure only.
+    async fn get_or_create_direct(
+        &self,
+        a: UserId,
+        b: UserId,
+        at: DateTime<Utc>,
+    ) -> Result<(Chat, bool)>;
+
+    /// Stores a group with its owner and members.
+    ///
+    /// # Errors
+    /// `UserNotFound` when a member does not exist.
+    async fn create_group(&self, group: &NewGroup) -> Result<Chat>;
+
+    /// Whether the chat exists and what `user` is in it.
+    ///
+    /// # Errors
+    /// `Unexpected` on storage failure only.
+    async fn access(&self, chat: ChatId, user: UserId) -> Result<ChatAccess>;
+
+    /// The members of a chat, in the order they joined.
+    ///
+    /// # Errors
+    /// `Unexpected` on storage failure only.
+    async fn members(&self, chat: ChatId) -> Result<Vec<Member>>;
+
+    /// The chats `user` belongs to, with unread count and last message, most recent first.
+    ///
+    /// # Errors
+    /// `Unexpected` on storage failure only.
+    async fn list_for_user(&self, user: UserId) -> Result<Vec<ChatSummary>>;
+
+    /// The ids of the chats `user` belongs to.
+    ///
+    /// # Errors
+    /// `Unexpected` on storage failure only.
+    async fn chat_ids_of(&self, user: UserId) -> Result<Vec<ChatId>>;
+
+    /// Every public group, by name, saying whether `viewer` is in it.
+    ///
+    /// # Errors
+    /// `Unexpected` on storage failure only.
+    async fn list_public(&self, viewer: UserId) -> Result<Vec<RoomSummary>>;
+
+    /// Adds `user` to `chat`; false when they already were a member.
+    ///
+    /// # Errors
+    /// `UserNotFound` / `ChatNotFound` when either does not exist.
+    async fn add_member(
+        &self,
+        chat: ChatId,
+        user: UserId,
+        role: Role,
+        at: DateTime<Utc>,
+    ) -> Result<bool>;
+
+    /// Removes `user` from `chat`; false when they were not a member.
+    ///
+    /// # Errors
+    /// `Unexpected` on storage failure only.
+    async fn remove_member(&self, chat: ChatId, user: UserId) -> Result<bool>;
+
+    /// Changes a member's role.
+    ///
+    /// # Errors
+    /// `NotAMember` when `user` is not in `chat`.
+    async fn set_role(&self, chat: ChatId, user: UserId, role: Role) -> Result<()>;
+
+    /// Moves `user`'s read marker in `chat` to `message`, only ever forward; true when it moved.
+    ///
+    /// # Errors
+    /// `NotAMember` when `user` is not in `chat`.
+    async fn mark_read(&self, chat: ChatId, user: UserId, message: MessageId) -> Result<bool>;
+}
+
+/// Where messages are kept.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait MessageRepo: Send + Sync + 'static {
+    /// Stores a message and returns its id, which is greater than every earlier one's.
+    ///
+    /// # Errors
+    /// `ChatNotFound` when the chat does not exist.
+    async fn insert(&self, message: &NewMessage) -> Result<MessageId>;
+
+    /// A page of a chat's history, oldest first: the newest `limit` messages older than
+    /// `before` (or the newest overall), or the oldest `limit` newer than `after`.
+    ///
+    /// # Errors
+    /// `Unexpected` on storage failure only.
+    async fn list(&self, chat: ChatId, page: HistoryPage) -> Result<Vec<Message>>;
+
+    /// Whether `message` belongs to `chat`.
+    ///
+    /// # Errors
+    /// `Unexpected` on storage failure only.
+    async fn exists_in(&self, chat: ChatId, message: MessageId) -> Result<bool>;
+}
+
+/// Where logged-out sessions are remembered until their tokens expire.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait SessionRepo: Send + Sync + 'static {
+    /// Remembers that `session` no longer works; forgets sessions already expired.
+    ///
+    /// # Errors
+    /// `Unexpected` on storage failure only.
+    async fn revoke(&self, session: &SessionId, expires_at: DateTime<Utc>) -> Result<()>;
+
+    /// Whether `session` was revoked.
+    ///
+    /// # Errors
+    /// `Unexpected` on storage failure only.
+    async fn is_revoked(&self, session: &SessionId) -> Result<bool>;
+}
+
+/// Issues and verifies access tokens.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait TokenService: Send + Sync + 'static {
+    /// A new token for `user`, with a fresh session id.
+    ///
+    /// # Errors
+    /// `Unexpected` when signing fails.
+    fn issue(&self, user: UserId) -> Result<AccessToken>;
+
+    /// The claims of a token this service issued, checked for signature, algorithm and expiry.
+    ///
+    /// # Errors
+    /// `TokenExpired` past its expiry, `Unauthenticated` for anything else wrong.
+    fn verify(&self, token: &str) -> Result<Claims>;
+}
+
+/// Turns passwords into hashes and checks them; slow on purpose, so never on the async
+/// executor.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait PasswordHasher: Send + Sync + 'static {
+    /// A PHC string for `password` with a fresh salt.
+    ///
+    /// # Errors
+    /// `Unexpected` when hashing fails.
+    async fn hash(&self, password: &Password) -> Result<String>;
+
+    /// Whether `password` matches the PHC string `hash`; a malformed hash does not match.
+    ///
+    /// # Errors
+    /// `Unexpected` when the blocking pool fails.
+    async fn verify(&self, password: &Password, hash: &str) -> Result<bool>;
+}
+
+/// The time, so tests can fix it.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// A stream of published events.
+pub type EventStream = Pin<Box<dyn Stream<Item = Event> + Send>>;
+
+/// Carries events from the domain to whoever delivers them.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait EventBus: Send + Sync + 'static {
+    /// Publishes `event` to every subscriber.
+    ///
+    /// # Errors
+    /// `Unexpected` when a bus that crosses processes cannot send it.
+    async fn publish(&self, event: Event) -> Result<()>;
+
+    /// Every event published from now on, in order.
+    fn subscribe(&self) -> EventStream;
+}

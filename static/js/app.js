@@ -1,0 +1,307 @@
+// app.js — Entry point. Checks the session, switches between the auth and app screens,
+// owns the WebSocket and its connection banner, keeps the URL in step with the open
+// chat, and wires the views to the chat controller.
+
+import { api, setUnauthorizedHandler, ApiError } from './api.js';
+import { ReconnectingSocket, socketUrl } from './socket.js';
+import * as S from './store.js';
+import * as chat from './chat.js';
+import { $, h, avatar, icon, installIcons, isNarrow, finePointer } from './dom.js';
+import { initAuth, showAuth, hideAuth } from './views/auth.js';
+import { initChatList, resetChatList, focusSearch, visibleChatKeys } from './views/chatlist.js';
+import { initChatView, resetChatView, focusComposer } from './views/chatview.js';
+import { initMembers, toggleMembers, closeMembers, membersOpen } from './views/members.js';
+import {
+  openNewChatDialog, openNewGroupDialog, openRoomsDialog, closeAllDialogs, dialogOpen,
+} from './views/dialogs.js';
+import { toast, announce, clearToasts } from './views/feedback.js';
+
+const SESSION_ENDED = 'Your session has ended. Please log in again.';
+const TICK_MS = 30_000; // refresh relative times ("5 min ago")
+
+let socket = null;
+let tickTimer = 0;
+let wasDisconnected = false;
+let lastProbe = 0;
+
+// ---------------------------------------------------------------------------
+// Actions handed to the views
+
+const dialogActions = {
+  users: () => api.users(),
+  rooms: () => api.rooms(),
+  startDirect: (user) => chat.startDirect(user),
+  createGroup: (name, ids, visibility) => chat.createGroup(name, ids, visibility),
+  joinRoom: (room) => chat.joinRoom(room),
+  newGroup: (preset) => openNewGroupDialog(dialogActions, preset),
+  focusChat: () => { if (finePointer()) focusComposer(); },
+  error: (err, fallback) => {
+    if (err?.status !== 401) toast(err?.detail || fallback, { kind: 'error' });
+  },
+};
+
+const showNewChat = () => openNewChatDialog(dialogActions);
+const showNewGroup = () => openNewGroupDialog(dialogActions);
+const showRooms = () => openRoomsDialog(dialogActions);
+
+// ---------------------------------------------------------------------------
+// Boot and session
+
+async function boot() {
+  installIcons();
+  initAuth({ login, register });
+  initChatList({ openChat: (k) => chat.openChat(k), newChat: showNewChat, browseRooms: showRooms });
+  initChatView({
+    send: chat.sendMessage,
+    composerChanged: chat.composerChanged,
+    loadOlder: chat.loadOlder,
+    retryLoad: chat.retryLoad,
+    retryPending: chat.retryPending,
+    discardPending: chat.discardPending,
+    back: goBack,
+    toggleMembers,
+  }, { maxMessageChars: chat.MAX_MESSAGE_CHARS });
+  initMembers({
+    users: () => api.users(),
+    addMember: chat.addMember,
+    removeMember: chat.removeMember,
+    leave: chat.leaveChat,
+  });
+  wireGlobalControls();
+  setUnauthorizedHandler(sessionEnded);
+
+  let me;
+  try {
+    me = await api.me();
+  } catch (err) {
+    hideSplash();
+    showAuth(err.status === 401 ? '' : err.detail);
+    return;
+  }
+  hideSplash();
+  enterApp(me);
+}
+
+function hideSplash() {
+  $('#splash')?.remove();
+}
+
+async function login(username, password) {
+  await api.login(username, password);
+  let me;
+  try {
+    me = await api.me();
+  } catch (err) {
+    if (err.status === 401) {
+      // Logged in, yet the cookie didn't stick (e.g. a Secure cookie over plain http).
+      throw new ApiError(401, { detail: "You're logged in, but your browser didn't keep the session cookie." });
+    }
+    throw err;
+  }
+  enterApp(me);
+}
+
+async function register(data) {
+  await api.register(data);
+  try {
+    await login(data.username, data.password);
+  } catch (err) {
+    err.stage = 'login';
+    throw err;
+  }
+}
+
+function enterApp(me) {
+  S.reset(); // drop anything a request from a previous session wrote late
+  S.state.me = me;
+  $('#me-name').textContent = me.username;
+  $('#me-avatar').replaceChildren(avatar(me.username, { presence: true, size: 'sm' }));
+  hideAuth();
+  resetChatView();
+  $('#app-screen').hidden = false;
+
+  const fromUrl = chatFromUrl();
+  chat.refreshChats().then(() => {
+    if (fromUrl && S.state.chats.has(fromUrl) && !S.state.activeChatId) chat.openChat(fromUrl);
+    else if (!S.state.activeChatId) syncUrl(null);
+  });
+
+  socket = new ReconnectingSocket(socketUrl(), {
+    onOpen: () => chat.onSocketOpen(),
+    onMessage: (data) => chat.handleEvent(data),
+    onState: onSocketState,
+    onAuthClose: sessionEnded,
+    onDrop: probeSession,
+  });
+  chat.setSocket(socket);
+  socket.start();
+
+  clearInterval(tickTimer);
+  tickTimer = setInterval(() => S.emit('tick'), TICK_MS);
+  if (finePointer()) focusSearch();
+}
+
+/** Tear the app down to a blank state (log out or session end). */
+function teardown() {
+  socket?.stop();
+  socket = null;
+  chat.reset();
+  clearInterval(tickTimer);
+  closeAllDialogs();
+  closeMembers(false);
+  S.reset();
+  resetChatList();
+  resetChatView();
+  $('#banner-slot').replaceChildren();
+  wasDisconnected = false;
+  clearToasts();
+  $('#app-screen').hidden = true;
+  syncUrl(null);
+}
+
+/** Any 401 or an auth close of the socket lands here. */
+function sessionEnded() {
+  if (!S.state.me) return;
+  teardown();
+  showAuth(SESSION_ENDED);
+}
+
+async function logout() {
+  const btn = $('#logout');
+  btn.disabled = true;
+  chat.stopTyping();
+  try {
+    await api.logout();
+  } catch (err) {
+    if (err.status !== 401) {
+      toast(err.detail || "Couldn't log out. Please try again.", { kind: 'error' });
+      btn.disabled = false;
+      return;
+    }
+  }
+  btn.disabled = false;
+  teardown();
+  showAuth('');
+}
+
+/**
+ * The socket dropped. A refused handshake looks like any other failure to the browser,
+ * so ask the API whether the session is still valid; a 401 ends it.
+ */
+function probeSession() {
+  const now = Date.now();
+  if (now - lastProbe < 4000) return;
+  lastProbe = now;
+  api.me({ auth: true }).catch(() => { /* network errors: keep reconnecting */ });
+}
+
+// ---------------------------------------------------------------------------
+// Connection banner
+
+function onSocketState(state) {
+  S.state.connection = state;
+  const slot = $('#banner-slot');
+  if (state === 'reconnecting') {
+    if (!wasDisconnected) announce('Connection lost. Reconnecting...');
+    wasDisconnected = true;
+    if (!slot.querySelector('.conn-banner')) {
+      slot.replaceChildren(h('div', { class: 'conn-banner', testid: 'connection-banner' },
+        h('span', { class: 'spinner', 'aria-hidden': 'true' }),
+        h('span', null, 'Reconnecting...'),
+        h('button', { type: 'button', class: 'link-btn', onclick: () => socket?.retryNow() }, 'Retry now')));
+    }
+  } else if (state === 'open' && wasDisconnected) {
+    wasDisconnected = false;
+    announce('Connected');
+    const ok = h('div', { class: 'conn-ok' }, icon('check'), 'Connected');
+    slot.replaceChildren(ok);
+    setTimeout(() => ok.remove(), 1600);
+  } else if (state !== 'connecting') {
+    slot.replaceChildren();
+  }
+  S.emit('connection', { state });
+}
+
+// ---------------------------------------------------------------------------
+// URL: #chat/<id> reflects the open chat. On phones opening a chat pushes a history
+// entry so the system back button returns to the list.
+
+function chatFromUrl() {
+  const m = window.location.hash.match(/^#chat\/(.+)$/);
+  return m ? decodeURIComponent(m[1]) : null;
+}
+
+function syncUrl(k) {
+  const base = window.location.pathname + window.location.search;
+  const url = k ? `${base}#chat/${encodeURIComponent(k)}` : base;
+  const pushed = !!window.history.state?.pushed;
+  if (k && isNarrow() && !pushed) window.history.pushState({ chat: k, pushed: true }, '', url);
+  else window.history.replaceState(k ? { chat: k, pushed } : null, '', url);
+}
+
+function goBack() {
+  if (window.history.state?.pushed) window.history.back();
+  else chat.closeChat();
+}
+
+// ---------------------------------------------------------------------------
+// Global controls and shortcuts
+
+function wireGlobalControls() {
+  $('#new-chat').addEventListener('click', showNewChat);
+  $('#new-group').addEventListener('click', showNewGroup);
+  $('#browse-rooms').addEventListener('click', showRooms);
+  $('#no-chat-new').addEventListener('click', showNewChat);
+  $('#no-chat-rooms').addEventListener('click', showRooms);
+  $('#logout').addEventListener('click', logout);
+
+  $('.skip-link').addEventListener('click', (e) => {
+    e.preventDefault();
+    if (S.state.activeChatId) focusComposer();
+    else if (S.state.me) focusSearch();
+  });
+
+  S.on('active', ({ chatId, same }) => { if (!same) syncUrl(chatId); });
+
+  window.addEventListener('popstate', (e) => {
+    if (!S.state.me) return;
+    const k = e.state?.chat;
+    if (k && S.state.chats.has(k)) chat.openChat(k);
+    else chat.closeChat();
+  });
+
+  document.addEventListener('visibilitychange', () => {
+    if (document.visibilityState !== 'visible') return;
+    chat.onVisible();
+    socket?.retryNow();
+  });
+  window.addEventListener('online', () => socket?.retryNow());
+
+  document.addEventListener('keydown', (e) => {
+    if (!S.state.me || dialogOpen()) return;
+    const key = e.key;
+    if ((e.ctrlKey || e.metaKey) && key.toLowerCase() === 'k') {
+      e.preventDefault();
+      if (isNarrow() && S.state.activeChatId) goBack();
+      focusSearch();
+    } else if (e.altKey && (key === 'ArrowUp' || key === 'ArrowDown')) {
+      // Alt+Up/Down: previous/next chat in the list.
+      const keys = visibleChatKeys();
+      if (!keys.length) return;
+      e.preventDefault();
+      const i = keys.indexOf(S.state.activeChatId);
+      const next = key === 'ArrowDown' ? keys[Math.min(keys.length - 1, i + 1)] : keys[Math.max(0, i - 1)];
+      chat.openChat(next);
+    } else if (key === 'Escape' && !e.defaultPrevented) {
+      if (membersOpen()) {
+        e.preventDefault();
+        closeMembers(true);
+      } else if (isNarrow() && S.state.activeChatId && !e.target.closest?.('input, textarea')) {
+        e.preventDefault();
+        goBack();
+      }
+    }
+  });
+}
+
+boot();

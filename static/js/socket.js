@@ -1,0 +1,149 @@
+// socket.js — One reconnecting WebSocket to /ws carrying every chat. Reconnects with
+// exponential backoff (0.5 s doubling to 15 s, with jitter) and reports its state;
+// close codes 4401/1008 mean the session is gone, so it stops instead of retrying.
+
+const BASE_DELAY_MS = 500;
+const MAX_DELAY_MS = 15_000;
+const CONNECT_TIMEOUT_MS = 10_000;
+const STABLE_AFTER_MS = 5_000; // an open socket that lived this long resets the backoff
+const AUTH_CLOSE_CODES = new Set([4401, 1008]);
+
+export function socketUrl() {
+  const scheme = window.location.protocol === 'https:' ? 'wss:' : 'ws:';
+  return `${scheme}//${window.location.host}/ws`;
+}
+
+/**
+ * handlers:
+ *   onOpen()            the socket (re)connected
+ *   onMessage(data)     a parsed JSON frame
+ *   onState(state)      'connecting' | 'open' | 'reconnecting' | 'closed'
+ *   onAuthClose(event)  closed for auth reasons; no reconnect will follow
+ *   onDrop(event)       closed unexpectedly; a reconnect is scheduled
+ */
+export class ReconnectingSocket {
+  constructor(url, handlers = {}) {
+    this.url = url;
+    this.handlers = handlers;
+    this.ws = null;
+    this.state = 'closed';
+    this.attempt = 0;
+    this.timer = 0;
+    this.connectTimer = 0;
+    this.openedAt = 0;
+    this.stopped = true;
+  }
+
+  start() {
+    this.stopped = false;
+    this.attempt = 0;
+    this.connect();
+  }
+
+  /** Close for good (log out, session ended). */
+  stop() {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    clearTimeout(this.connectTimer);
+    const ws = this.ws;
+    this.ws = null;
+    if (ws) {
+      try { ws.close(1000, 'bye'); } catch { /* already closing */ }
+    }
+    this.setState('closed');
+  }
+
+  /** Skip the remaining backoff wait (the network came back, the tab became visible). */
+  retryNow() {
+    if (this.stopped || this.ws) return;
+    clearTimeout(this.timer);
+    this.connect();
+  }
+
+  get isOpen() {
+    return !!this.ws && this.ws.readyState === WebSocket.OPEN;
+  }
+
+  /** Send a JSON frame. Returns false (and sends nothing) when not connected. */
+  send(frame) {
+    if (!this.isOpen) return false;
+    try {
+      this.ws.send(JSON.stringify(frame));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  setState(state) {
+    if (state === this.state) return;
+    this.state = state;
+    this.handlers.onState?.(state);
+  }
+
+  connect() {
+    if (this.stopped) return;
+    // The first attempt is "connecting"; anything after a failure is "reconnecting".
+    this.setState(this.attempt === 0 && this.state !== 'reconnecting' ? 'connecting' : 'reconnecting');
+    let ws;
+    try {
+      ws = new WebSocket(this.url);
+    } catch {
+      this.scheduleReconnect();
+      return;
+    }
+    this.ws = ws;
+    this.openedAt = 0;
+
+    // A handshake that hangs (black-holed network) would never fire close on its own.
+    this.connectTimer = setTimeout(() => {
+      if (this.ws === ws && ws.readyState === WebSocket.CONNECTING) ws.close();
+    }, CONNECT_TIMEOUT_MS);
+
+    ws.addEventListener('open', () => {
+      if (this.ws !== ws) return;
+      clearTimeout(this.connectTimer);
+      this.openedAt = Date.now();
+      this.setState('open');
+      this.handlers.onOpen?.();
+    });
+
+    ws.addEventListener('message', (event) => {
+      if (this.ws !== ws || typeof event.data !== 'string') return;
+      let data;
+      try {
+        data = JSON.parse(event.data);
+      } catch {
+        return; // not ours to interpret
+      }
+      this.handlers.onMessage?.(data);
+    });
+
+    ws.addEventListener('close', (event) => {
+      if (this.ws !== ws) return; // a socket we already replaced or stopped
+      clearTimeout(this.connectTimer);
+      this.ws = null;
+      if (this.stopped) return;
+      if (AUTH_CLOSE_CODES.has(event.code)) {
+        this.stopped = true;
+        this.setState('closed');
+        this.handlers.onAuthClose?.(event);
+        return;
+      }
+      if (this.openedAt && Date.now() - this.openedAt > STABLE_AFTER_MS) this.attempt = 0;
+      this.setState('reconnecting');
+      this.scheduleReconnect();
+      this.handlers.onDrop?.(event);
+    });
+  }
+
+  scheduleReconnect() {
+    if (this.stopped) return;
+    const base = Math.min(MAX_DELAY_MS, BASE_DELAY_MS * 2 ** this.attempt);
+    // ±20% jitter so a restarted server isn't hit by every client at the same instant.
+    const delay = Math.min(MAX_DELAY_MS, base * (0.8 + Math.random() * 0.4));
+    this.attempt += 1;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.connect(), delay);
+  }
+}
