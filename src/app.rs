@@ -1,1 +1,259 @@
-//! App
+//! Wires one [`Config`] into a running server: storage chosen by URL, the token, password,
+//! clock and event adapters, the domain services, and the HTTP service on a bound socket.
+//! Tests build it exactly as `main` does, on port 0.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use salvo::conn::tcp::TcpAcceptor;
+use salvo::prelude::*;
+use tokio::sync::{Notify, watch};
+
+use crate::adapters::argon2::Argon2Hasher;
+use crate::adapters::bus::LocalBus;
+use crate::adapters::clock::SystemClock;
+use crate::adapters::http::registry::Registry;
+use crate::adapters::http::{self, HttpState};
+use crate::adapters::jwt::JwtTokens;
+use crate::adapters::memory::MemoryStore;
+use crate::adapters::postgres::PgStore;
+use crate::adapters::sqlite::SqliteStore;
+use crate::config::{Config, Database};
+use crate::domain::{AuthService, ChatService, Limits};
+use crate::ports::{ChatRepo, EventBus, MessageRepo, PasswordHasher, SessionRepo, UserRepo};
+
+/// The storage ports, however they are implemented.
+#[derive(Clone)]
+pub struct Storage {
+    pub users: Arc<dyn UserRepo>,
+    pub chats: Arc<dyn ChatRepo>,
+    pub messages: Arc<dyn MessageRepo>,
+    pub sessions: Arc<dyn SessionRepo>,
+}
+
+impl Storage {
+    /// One store implementing every port.
+    pub fn from_store<S>(store: S) -> Self
+    where
+        S: UserRepo + ChatRepo + MessageRepo + SessionRepo,
+    {
+        let store = Arc::new(store);
+        Self {
+            users: store.clone(),
+            chats: store.clone(),
+            messages: store.clone(),
+            sessions: store,
+        }
+    }
+
+    /// Opens the database the configuration names and applies its migrations.
+    ///
+    /// # Errors
+    /// When the database cannot be opened or migrated.
+    pub async fn open(db: &Database, max_connections: u32) -> anyhow::Result<Self> {
+        Ok(match db {
+            Database::Postgres(url) => Self::from_store(
+                PgStore::connect(url, max_connections)
+                    .await
+                    .context("cannot open the PostgreSQL database")?,
+            ),
+            Database::Sqlite(url) => Self::from_store(
+                SqliteStore::connect(url)
+                    .await
+                    .with_context(|| format!("cannot open the SQLite database {url}"))?,
+            ),
+            Database::Memory => Self::from_store(MemoryStore::new()),
+        })
+    }
+}
+
+/// Stops a running [`App`] from elsewhere, as Ctrl-C would.
+#[derive(Clone)]
+pub struct Stopper(Arc<Notify>);
+
+impl Stopper {
+    pub fn stop(&self) {
+        self.0.notify_one();
+    }
+}
+
+/// A built server, bound and ready to run.
+pub struct App {
+    listener: tokio::net::TcpListener,
+    local_addr: SocketAddr,
+    state: Arc<HttpState>,
+    shutdown: watch::Sender<bool>,
+    stop: Arc<Notify>,
+}
+
+impl App {
+    /// Builds the server the configuration describes, opening its database.
+    ///
+    /// # Errors
+    /// When the database cannot be opened or the address cannot be bound.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let db = config.database()?;
+        tracing::info!(database = %db.describe(), "opening storage");
+        let storage = Storage::open(&db, config.db_max_connections).await?;
+        Self::build_with(config, storage, Arc::new(Argon2Hasher::owasp())).await
+    }
+
+    /// Builds the server over storage and a password hasher of the caller's choosing.
+    ///
+    /// # Errors
+    /// When the address cannot be bound or the secret is too short.
+    pub async fn build_with(
+        config: Config,
+        storage: Storage,
+        hasher: Arc<dyn PasswordHasher>,
+    ) -> anyhow::Result<Self> {
+        let secret = match &config.secret_key {
+            Some(s) => s.expose().as_bytes().to_vec(),
+            None => {
+                tracing::warn!(
+                    "SECRET_KEY is not set: using a random key, so sessions end when the server restarts"
+                );
+                let bytes: [u8; 32] = rand::random();
+                bytes.to_vec()
+            }
+        };
+        let tokens = JwtTokens::new(&secret, chrono::Duration::minutes(config.token_ttl_minutes))?;
+        let bus: Arc<dyn EventBus> = Arc::new(LocalBus::default());
+        let clock = Arc::new(SystemClock);
+        let auth = AuthService::new(
+            storage.users.clone(),
+            storage.sessions.clone(),
+            hasher,
+            Arc::new(tokens),
+            clock.clone(),
+            bus.clone(),
+        );
+        let chats = ChatService::new(
+            storage.users,
+            storage.chats,
+            storage.messages,
+            bus.clone(),
+            clock,
+            Limits {
+                max_message_chars: config.max_message_chars,
+                ..Limits::default()
+            },
+        );
+
+        let listener = tokio::net::TcpListener::bind(config.bind)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.bind))?;
+        let local_addr = listener.local_addr()?;
+
+        let registry = Arc::new(Registry::new());
+        let events = bus.subscribe();
+        let pump = registry.clone();
+        tokio::spawn(async move { pump.pump(events).await });
+
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let state = Arc::new(HttpState {
+            auth,
+            chats,
+            registry,
+            origins: allowed_origins(&config, local_addr),
+            cookie_secure: config.cookie_secure.unwrap_or_else(|| {
+                config
+                    .public_url
+                    .as_deref()
+                    .is_some_and(|u| u.starts_with("https://"))
+            }),
+            shutdown: shutdown_rx,
+        });
+        Ok(Self {
+            listener,
+            local_addr,
+            state,
+            shutdown,
+            stop: Arc::new(Notify::new()),
+        })
+    }
+
+    /// The address the server listens on (the real port when the configuration said 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// A handle that stops the server.
+    pub fn stopper(&self) -> Stopper {
+        Stopper(self.stop.clone())
+    }
+
+    /// Serves until Ctrl-C, SIGTERM or [`Stopper::stop`]: then stops accepting, closes every
+    /// socket with 1001 and returns once in-flight requests are done.
+    ///
+    /// # Errors
+    /// When the listener fails.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let acceptor = TcpAcceptor::try_from(self.listener)?;
+        let server = Server::new(acceptor);
+        let handle = server.handle();
+        let registry = self.state.registry.clone();
+        let stop = self.stop.clone();
+        let shutdown = self.shutdown;
+        tokio::spawn(async move {
+            tokio::select! {
+                () = stop.notified() => {}
+                () = signal() => {}
+            }
+            tracing::info!("shutting down: closing sockets");
+            let _ = shutdown.send(true);
+            for _ in 0..50 {
+                if registry.is_empty() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            handle.stop_graceful(Some(Duration::from_secs(10)));
+        });
+        server.serve(http::service(self.state)).await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+/// The configured public URL, the bound address (and its `localhost` alias when it is a
+/// loopback or wildcard address), and any extra origins.
+fn allowed_origins(config: &Config, addr: SocketAddr) -> HashSet<String> {
+    let mut origins: HashSet<String> = config.extra_origins().collect();
+    if let Some(url) = &config.public_url {
+        origins.insert(http::auth::origin_of(url));
+    }
+    let port = addr.port();
+    origins.insert(format!("http://{addr}"));
+    if addr.ip().is_loopback() || addr.ip().is_unspecified() {
+        origins.insert(format!("http://localhost:{port}"));
+        origins.insert(format!("http://127.0.0.1:{port}"));
+        origins.insert(format!("http://[::1]:{port}"));
+    }
+    origins
+}

@@ -140,15 +140,20 @@ impl Config {
     /// # Errors
     /// [`ConfigError`] naming the first bad key.
     pub fn load() -> Result<Self, ConfigError> {
-        let file = match std::env::var("PARLEY_CONFIG") {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match std::env::var("PARLEY_CONFIG") {
             Ok(path) if !std::path::Path::new(&path).is_file() => {
-                return Err(ConfigError::new("PARLEY_CONFIG", format!("no file at {path}")));
+                return Err(ConfigError::new(
+                    "PARLEY_CONFIG",
+                    format!("no file at {path}"),
+                ));
             }
-            Ok(path) => path,
-            Err(_) => "parley.toml".to_owned(),
-        };
-        let figment = Figment::from(Serialized::defaults(Config::default()))
-            .merge(Toml::file_exact(file));
+            Ok(path) => figment = figment.merge(Toml::file_exact(path)),
+            Err(_) if std::path::Path::new("parley.toml").is_file() => {
+                figment = figment.merge(Toml::file_exact("parley.toml"));
+            }
+            Err(_) => {}
+        }
         let figment = figment
             .merge(Env::raw().only(&["DATABASE_URL", "SECRET_KEY"]))
             .merge(Env::prefixed("PARLEY_").ignore(&["CONFIG"]));
@@ -180,13 +185,22 @@ impl Config {
             ));
         }
         if self.token_ttl_minutes < 1 {
-            return Err(ConfigError::new("PARLEY_TOKEN_TTL_MINUTES", "must be at least 1"));
+            return Err(ConfigError::new(
+                "PARLEY_TOKEN_TTL_MINUTES",
+                "must be at least 1",
+            ));
         }
         if self.max_message_chars < 1 {
-            return Err(ConfigError::new("PARLEY_MAX_MESSAGE_CHARS", "must be at least 1"));
+            return Err(ConfigError::new(
+                "PARLEY_MAX_MESSAGE_CHARS",
+                "must be at least 1",
+            ));
         }
         if self.db_max_connections < 1 {
-            return Err(ConfigError::new("PARLEY_DB_MAX_CONNECTIONS", "must be at least 1"));
+            return Err(ConfigError::new(
+                "PARLEY_DB_MAX_CONNECTIONS",
+                "must be at least 1",
+            ));
         }
         self.database()?;
         for origin in self.extra_origins() {
@@ -200,7 +214,10 @@ impl Config {
         if let Some(url) = &self.public_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
-            return Err(ConfigError::new("PARLEY_PUBLIC_URL", "must start with http:// or https://"));
+            return Err(ConfigError::new(
+                "PARLEY_PUBLIC_URL",
+                "must start with http:// or https://",
+            ));
         }
         Ok(())
     }
@@ -210,7 +227,11 @@ impl Config {
     /// # Errors
     /// [`ConfigError`] on `DATABASE_URL` for an unknown scheme.
     pub fn database(&self) -> Result<Database, ConfigError> {
-        let Some(url) = self.database_url.as_deref().map(str::trim).filter(|u| !u.is_empty())
+        let Some(url) = self
+            .database_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
         else {
             return Ok(Database::Sqlite(format!(
                 "sqlite://{}",
@@ -224,9 +245,7 @@ impl Config {
             "memory" => Ok(Database::Memory),
             _ => Err(ConfigError::new(
                 "DATABASE_URL",
-                format!(
-                    "unsupported scheme {scheme:?}; use postgres://, sqlite:// or memory://"
-                ),
+                format!("unsupported scheme {scheme:?}; use postgres://, sqlite:// or memory://"),
             )),
         }
     }
@@ -283,6 +302,9 @@ mod tests {
             ..Config::default()
         };
         let shown = format!("{c:?}");
-        assert!(!shown.contains("xxxx") && !shown.contains("hunter2"), "{shown}");
+        assert!(
+            !shown.contains("xxxx") && !shown.contains("hunter2"),
+            "{shown}"
+        );
     }
 }

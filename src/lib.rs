@@ -12,5 +12,5 @@ pub mod config;
 pub mod domain;
 pub mod ports;
 
-// pub use app::App;
-// pub use config::Config;
+pub use app::App;
+pub use config::Config;

@@ -6,8 +6,8 @@ use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 use argon2::{Algorithm, Argon2, Params, Version};
 use async_trait::async_trait;
 
-use crate::domain::error::{Error, Result};
 use crate::domain::Password;
+use crate::domain::error::{Error, Result};
 use crate::ports::PasswordHasher;
 
 /// The argon2id hasher.
@@ -82,7 +82,11 @@ mod tests {
         let hash = h.hash(&pw).await.unwrap();
         assert!(hash.starts_with("$argon2id$"));
         assert!(h.verify(&pw, &hash).await.unwrap());
-        assert!(!h.verify(&Password::for_login("wrong horse"), &hash).await.unwrap());
+        assert!(
+            !h.verify(&Password::for_login("wrong horse"), &hash)
+                .await
+                .unwrap()
+        );
         assert!(!h.verify(&pw, "not a phc string").await.unwrap());
     }
 

@@ -80,7 +80,11 @@ impl TokenService for JwtTokens {
                 _ => Error::Unauthenticated,
             })?;
         let c = data.claims;
-        let user_id = c.sub.parse().map(UserId).map_err(|_| Error::Unauthenticated)?;
+        let user_id = c
+            .sub
+            .parse()
+            .map(UserId)
+            .map_err(|_| Error::Unauthenticated)?;
         let expires_at = DateTime::from_timestamp(c.exp, 0).ok_or(Error::Unauthenticated)?;
         Ok(Claims {
             user_id,
@@ -133,9 +137,13 @@ mod tests {
 
     #[test]
     fn a_token_signed_with_another_key_is_refused() {
-        let other = JwtTokens::new(b"another-secret-another-secret-xx", Duration::minutes(5)).unwrap();
+        let other =
+            JwtTokens::new(b"another-secret-another-secret-xx", Duration::minutes(5)).unwrap();
         let forged = other.issue(UserId(1)).unwrap();
-        assert!(matches!(tokens().verify(&forged.token), Err(Error::Unauthenticated)));
+        assert!(matches!(
+            tokens().verify(&forged.token),
+            Err(Error::Unauthenticated)
+        ));
     }
 
     #[test]
@@ -144,7 +152,13 @@ mod tests {
         let header = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0";
         let claims = "eyJzdWIiOiIxIiwianRpIjoieCIsImlhdCI6MSwiZXhwIjo0MTAyNDQ0ODAwfQ";
         let token = format!("{header}.{claims}.");
-        assert!(matches!(tokens().verify(&token), Err(Error::Unauthenticated)));
-        assert!(matches!(tokens().verify("garbage"), Err(Error::Unauthenticated)));
+        assert!(matches!(
+            tokens().verify(&token),
+            Err(Error::Unauthenticated)
+        ));
+        assert!(matches!(
+            tokens().verify("garbage"),
+            Err(Error::Unauthenticated)
+        ));
     }
 }

@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::error::Error;
 use crate::domain::{
-    Chat, ChatId, ChatKind, ChatName, ChatSummary, Email, Member, Message, MessageBody,
-    MessageId, Peer, Role, RoomSummary, User, UserId, Username, Visibility,
+    Chat, ChatId, ChatKind, ChatName, ChatSummary, Email, Member, Message, MessageBody, MessageId,
+    Peer, Role, RoomSummary, User, UserId, Username, Visibility,
 };
 
 /// Maps a database error to the domain: unique violations by constraint name, the rest as
@@ -179,7 +179,13 @@ impl TryFrom<SummaryRow> for ChatSummary {
             }),
             _ => None,
         };
-        let last_message = match (r.lm_id, r.lm_sender_id, r.lm_username, r.lm_body, r.lm_created_at) {
+        let last_message = match (
+            r.lm_id,
+            r.lm_sender_id,
+            r.lm_username,
+            r.lm_body,
+            r.lm_created_at,
+        ) {
             (Some(id), Some(sender), Some(username), Some(body), Some(created_at)) => {
                 Some(Message {
                     id: MessageId(id),

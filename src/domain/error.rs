@@ -14,10 +14,7 @@ pub struct ValidationError {
 }
 
 impl ValidationError {
-    pub fn new(
-        field: impl Into<Cow<'static, str>>,
-        message: impl Into<Cow<'static, str>>,
-    ) -> Self {
+    pub fn new(field: impl Into<Cow<'static, str>>, message: impl Into<Cow<'static, str>>) -> Self {
         Self {
             field: field.into(),
             message: message.into(),

@@ -67,7 +67,10 @@ impl Email {
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         let s = raw.trim();
         let invalid = || ValidationError::new("email", "Email is not a valid address.");
-        if s.is_empty() || s.len() > Self::MAX || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if s.is_empty()
+            || s.len() > Self::MAX
+            || s.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
             return Err(invalid());
         }
         let (local, domain) = s.split_once('@').ok_or_else(invalid)?;
@@ -164,7 +167,10 @@ impl MessageBody {
     pub fn parse(raw: &str, max: usize) -> Result<Self, ValidationError> {
         let s = raw.trim();
         if s.is_empty() {
-            return Err(ValidationError::new("message", "Message must not be empty."));
+            return Err(ValidationError::new(
+                "message",
+                "Message must not be empty.",
+            ));
         }
         if s.chars().count() > max {
             return Err(ValidationError::new(
@@ -263,7 +269,16 @@ mod tests {
 
     #[test]
     fn username_refuses_bad_length_and_characters() {
-        for bad in ["", "ab", &"x".repeat(33), "ann b", "ann@b", "ünï", "a/b", "<script>"] {
+        for bad in [
+            "",
+            "ab",
+            &"x".repeat(33),
+            "ann b",
+            "ann@b",
+            "ünï",
+            "a/b",
+            "<script>",
+        ] {
             let err = Username::parse(bad).unwrap_err();
             assert_eq!(err.field, "username", "{bad:?}");
         }
@@ -279,8 +294,18 @@ mod tests {
     #[test]
     fn email_refuses_bad_syntax() {
         for bad in [
-            "", "plain", "a@b", "@b.co", "a@.co", "a@b.", "a b@c.de", "a@b@c.de", "a..b@c.de",
-            ".a@b.co", "a@-b.co", "a@b..co",
+            "",
+            "plain",
+            "a@b",
+            "@b.co",
+            "a@.co",
+            "a@b.",
+            "a b@c.de",
+            "a@b@c.de",
+            "a..b@c.de",
+            ".a@b.co",
+            "a@-b.co",
+            "a@b..co",
         ] {
             let err = Email::parse(bad).unwrap_err();
             assert_eq!(err.field, "email", "{bad:?}");
@@ -290,11 +315,19 @@ mod tests {
     #[test]
     fn password_checks_length_then_confirmation() {
         assert!(Password::parse_new("correct horse", "correct horse").is_ok());
-        assert_eq!(Password::parse_new("short", "short").unwrap_err().field, "password");
-        let long = "p".repeat(129);
-        assert_eq!(Password::parse_new(&long, &long).unwrap_err().field, "password");
         assert_eq!(
-            Password::parse_new("correct horse", "correct hors").unwrap_err().field,
+            Password::parse_new("short", "short").unwrap_err().field,
+            "password"
+        );
+        let long = "p".repeat(129);
+        assert_eq!(
+            Password::parse_new(&long, &long).unwrap_err().field,
+            "password"
+        );
+        assert_eq!(
+            Password::parse_new("correct horse", "correct hors")
+                .unwrap_err()
+                .field,
             "password_confirm"
         );
         assert!(Password::parse_new(&"p".repeat(128), &"p".repeat(128)).is_ok());
@@ -311,7 +344,10 @@ mod tests {
         assert_eq!(MessageBody::parse("  hi  ", 10).unwrap().as_str(), "hi");
         assert!(MessageBody::parse("   \n\t ", 10).is_err());
         assert!(MessageBody::parse(&"é".repeat(10), 10).is_ok());
-        assert_eq!(MessageBody::parse(&"é".repeat(11), 10).unwrap_err().field, "message");
+        assert_eq!(
+            MessageBody::parse(&"é".repeat(11), 10).unwrap_err().field,
+            "message"
+        );
     }
 
     #[test]

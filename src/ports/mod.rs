@@ -10,9 +10,8 @@ use futures_util::Stream;
 
 use crate::domain::error::Result;
 use crate::domain::{
-    AccessToken, Chat, ChatId, ChatSummary, Claims, Event, HistoryPage, Member, Message,
-    MessageId, NewGroup, NewMessage, NewUser, Password, Role, RoomSummary, SessionId, User,
-    UserId,
+    AccessToken, Chat, ChatId, ChatSummary, Claims, Event, HistoryPage, Member, Message, MessageId,
+    NewGroup, NewMessage, NewUser, Password, Role, RoomSummary, SessionId, User, UserId,
 };
 
 /// Where users are kept.

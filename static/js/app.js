@@ -115,7 +115,7 @@ function enterApp(me) {
   S.reset(); // drop anything a request from a previous session wrote late
   S.state.me = me;
   $('#me-name').textContent = me.username;
-  $('#me-avatar').replaceChildren(avatar(me.username, { presence: true, size: 'sm' }));
+  $('#me-avatar').replaceChildren(avatar(me.username, { presence: false, size: 'sm' }));
   hideAuth();
   resetChatView();
   $('#app-screen').hidden = false;
@@ -219,6 +219,11 @@ function onSocketState(state) {
   } else if (state !== 'connecting') {
     slot.replaceChildren();
   }
+  const status = $('.me-status');
+  const label = state === 'open' ? 'Online' : state === 'reconnecting' ? 'Offline, reconnecting' : 'Connecting…';
+  if (status.textContent !== label) status.textContent = label;
+  status.classList.toggle('offline', state !== 'open');
+  $('#me-avatar .presence')?.classList.toggle('online', state === 'open');
   S.emit('connection', { state });
 }
 
@@ -254,6 +259,7 @@ function wireGlobalControls() {
   $('#no-chat-new').addEventListener('click', showNewChat);
   $('#no-chat-rooms').addEventListener('click', showRooms);
   $('#logout').addEventListener('click', logout);
+  if (/Mac|iPhone|iPad/.test(navigator.platform || navigator.userAgent)) $('.search-kbd').textContent = '⌘K';
 
   $('.skip-link').addEventListener('click', (e) => {
     e.preventDefault();

@@ -1,1 +1,121 @@
-//! HTTP and WebSocket adapter.
+//! The salvo adapter: HTTP routes, WebSocket sessions, the embedded web client, and the
+//! response headers that keep browsers safe. It turns requests into calls on the domain
+//! services and domain errors into `{"detail", "code"}` responses.
+
+pub mod auth;
+pub mod dto;
+pub mod error;
+pub mod registry;
+pub mod routes;
+pub mod ws;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use rust_embed::RustEmbed;
+use salvo::affix_state;
+use salvo::catcher::Catcher;
+use salvo::oapi::OpenApi;
+use salvo::oapi::swagger_ui::SwaggerUi;
+use salvo::prelude::*;
+use salvo::serve_static::static_embed;
+use tokio::sync::watch;
+
+use crate::domain::{AuthService, ChatService};
+use registry::Registry;
+
+/// The web client, compiled into the binary (read from disk in debug builds, so editing
+/// `static/` and reloading works during development).
+#[derive(RustEmbed)]
+#[folder = "static/"]
+struct Assets;
+
+/// What every handler can reach.
+pub struct HttpState {
+    pub auth: AuthService,
+    pub chats: ChatService,
+    pub registry: Arc<Registry>,
+    /// Origins allowed to use the cookie, lower-case `scheme://host[:port]`.
+    pub origins: HashSet<String>,
+    pub cookie_secure: bool,
+    /// Flips to true when the server stops; sockets close with 1001.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl HttpState {
+    pub fn allows_origin(&self, origin: &str) -> bool {
+        self.origins
+            .contains(origin.trim_end_matches('/').to_ascii_lowercase().as_str())
+    }
+}
+
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+    connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'self'; form-action 'self'; \
+    object-src 'none'";
+/// The API explorer needs inline styles and scripts of its own; it gets them, nothing else does.
+const DOCS_CSP: &str = "default-src 'self'; script-src 'self' 'unsafe-inline'; \
+    style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'";
+
+#[handler]
+async fn security_headers(req: &mut Request, res: &mut Response) {
+    let csp = if req.uri().path().starts_with("/docs") {
+        DOCS_CSP
+    } else {
+        CSP
+    };
+    let headers = res.headers_mut();
+    for (name, value) in [
+        ("content-security-policy", csp),
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "same-origin"),
+    ] {
+        headers.insert(name, salvo::http::HeaderValue::from_static(value));
+    }
+}
+
+/// The whole HTTP surface over `state`.
+pub fn service(state: Arc<HttpState>) -> Service {
+    let api = Router::new()
+        .push(Router::with_path("auth/register").post(routes::register))
+        .push(Router::with_path("auth/login").post(routes::login))
+        .push(Router::with_path("auth/me").get(routes::current_user))
+        .push(Router::with_path("auth/logout").post(routes::logout))
+        .push(Router::with_path("users").get(routes::list_users))
+        .push(Router::with_path("rooms").get(routes::list_rooms))
+        .push(Router::with_path("health").get(routes::health))
+        .push(
+            Router::with_path("chats")
+                .get(routes::list_chats)
+                .post(routes::create_group)
+                .push(
+                    Router::with_path("{chat_id}/messages")
+                        .get(routes::history)
+                        .post(routes::post_message),
+                )
+                .push(Router::with_path("{chat_id}/members").post(routes::add_member))
+                .push(
+                    Router::with_path("{chat_id}/members/{user_id}").delete(routes::remove_member),
+                )
+                .push(Router::with_path("{chat_id}/join").post(routes::join))
+                .push(Router::with_path("{chat_id}/read").post(routes::mark_read))
+                // `POST /chats/{id}` opens a direct chat with user `id`; `GET` reads chat `id`.
+                .push(Router::with_path("{user_id}").post(routes::open_direct))
+                .push(Router::with_path("{chat_id}").get(routes::chat_details)),
+        );
+    let doc = OpenApi::new("Parley", env!("CARGO_PKG_VERSION")).merge_router(&api);
+    let router = Router::new()
+        .hoop(affix_state::inject(state))
+        .hoop(security_headers)
+        .push(api)
+        .push(Router::with_path("ws").goal(ws::user_socket))
+        .push(Router::with_path("ws/{chat_id}").goal(ws::chat_socket))
+        .push(doc.into_router("/openapi.json"))
+        .push(SwaggerUi::new("/openapi.json").into_router("/docs"))
+        .push(Router::with_path("{**path}").get(static_embed::<Assets>().defaults("index.html")));
+    Service::new(router).catcher(
+        Catcher::default()
+            .hoop(security_headers)
+            .hoop(error::catch_status),
+    )
+}

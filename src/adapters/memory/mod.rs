@@ -48,7 +48,11 @@ impl State {
     }
 
     fn member_ids(&self, chat: ChatId) -> impl Iterator<Item = UserId> + '_ {
-        self.members.get(&chat).into_iter().flatten().map(|m| m.user)
+        self.members
+            .get(&chat)
+            .into_iter()
+            .flatten()
+            .map(|m| m.user)
     }
 
     fn is_member(&self, chat: ChatId, user: UserId) -> bool {
@@ -91,9 +95,8 @@ fn pair(a: UserId, b: UserId) -> (UserId, UserId) {
 impl UserRepo for MemoryStore {
     async fn create(&self, new: &NewUser) -> Result<User> {
         let mut s = self.lock();
-        let taken = |f: fn(&User) -> &str, v: &str| {
-            s.users.values().any(|u| f(u).eq_ignore_ascii_case(v))
-        };
+        let taken =
+            |f: fn(&User) -> &str, v: &str| s.users.values().any(|u| f(u).eq_ignore_ascii_case(v));
         if taken(|u| u.username.as_str(), new.username.as_str()) {
             return Err(Error::UsernameTaken);
         }
@@ -202,7 +205,11 @@ impl ChatRepo for MemoryStore {
             .filter(|u| seen.insert(*u))
             .map(|user| Membership {
                 user,
-                role: if user == group.owner { Role::Owner } else { Role::Member },
+                role: if user == group.owner {
+                    Role::Owner
+                } else {
+                    Role::Member
+                },
                 last_read: None,
             })
             .collect();
@@ -278,9 +285,7 @@ impl ChatRepo for MemoryStore {
                 last_message,
             });
         }
-        out.sort_by_key(|c| {
-            std::cmp::Reverse((c.last_message.as_ref().map(|m| m.id), c.chat.id))
-        });
+        out.sort_by_key(|c| std::cmp::Reverse((c.last_message.as_ref().map(|m| m.id), c.chat.id)));
         Ok(out)
     }
 
@@ -396,17 +401,27 @@ impl MessageRepo for MemoryStore {
     async fn list(&self, chat: ChatId, page: HistoryPage) -> Result<Vec<Message>> {
         let s = self.lock();
         let limit = page.limit as usize;
-        let lower = page.after.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
-        let upper = page.before.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
+        let lower = page
+            .after
+            .map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
+        let upper = page
+            .before
+            .map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
         let in_range = s
             .messages
             .range((lower, upper))
             .filter(|(_, m)| m.chat_id == chat);
         let mut out: Vec<Message> = if page.after.is_some() && page.before.is_none() {
-            in_range.take(limit).map(|(id, m)| s.message(*id, m)).collect()
+            in_range
+                .take(limit)
+                .map(|(id, m)| s.message(*id, m))
+                .collect()
         } else {
-            let mut newest: Vec<Message> =
-                in_range.rev().take(limit).map(|(id, m)| s.message(*id, m)).collect();
+            let mut newest: Vec<Message> = in_range
+                .rev()
+                .take(limit)
+                .map(|(id, m)| s.message(*id, m))
+                .collect();
             newest.reverse();
             newest
         };

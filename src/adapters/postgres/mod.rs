@@ -42,7 +42,9 @@ impl PgStore {
     /// # Errors
     /// When a migration fails.
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        sqlx::migrate!("./migrations/postgres").run(&self.write).await?;
+        sqlx::migrate!("./migrations/postgres")
+            .run(&self.write)
+            .await?;
         Ok(())
     }
 

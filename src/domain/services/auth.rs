@@ -67,7 +67,9 @@ impl AuthService {
     /// `InvalidCredentials`, the same whether the user exists or not.
     pub async fn login(&self, login: &str, password: &Password) -> Result<AccessToken> {
         let user = self.users.find_by_login(login.trim()).await?;
-        let hash = user.as_ref().map_or(DECOY_HASH, |u| u.password_hash.as_str());
+        let hash = user
+            .as_ref()
+            .map_or(DECOY_HASH, |u| u.password_hash.as_str());
         let matches = self.hasher.verify(password, hash).await?;
         match user {
             Some(user) if matches => self.tokens.issue(user.id),
@@ -223,7 +225,9 @@ mod tests {
     #[tokio::test]
     async fn login_with_wrong_password_issues_no_token() {
         let mut m = Mocks::new();
-        m.users.expect_find_by_login().returning(|_| Ok(Some(ann())));
+        m.users
+            .expect_find_by_login()
+            .returning(|_| Ok(Some(ann())));
         m.hasher.expect_verify().returning(|_, _| Ok(false));
         m.tokens.expect_issue().times(0);
         let err = m

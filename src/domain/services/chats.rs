@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use crate::domain::error::{Error, Result};
 use crate::domain::{
-    AuthUser, Chat, ChatId, ChatKind, ChatName, ChatSummary, Event, EventKind, HistoryPage,
-    Member, Message, MessageBody, MessageId, NewGroup, NewMessage, Presence, Role, RoomSummary,
-    User, UserId, Visibility,
+    AuthUser, Chat, ChatId, ChatKind, ChatName, ChatSummary, Event, EventKind, HistoryPage, Member,
+    Message, MessageBody, MessageId, NewGroup, NewMessage, Presence, Role, RoomSummary, User,
+    UserId, Visibility,
 };
 use crate::ports::{ChatAccess, ChatRepo, Clock, EventBus, MessageRepo, UserRepo};
 
@@ -174,7 +174,9 @@ impl ChatService {
     pub async fn add_member(&self, me: &AuthUser, chat: ChatId, user: UserId) -> Result<()> {
         let (chat, _) = self.member_access(chat, me.id).await?;
         if chat.kind == ChatKind::Direct {
-            return Err(Error::Forbidden("A direct chat always has exactly two members."));
+            return Err(Error::Forbidden(
+                "A direct chat always has exactly two members.",
+            ));
         }
         let added = self.users.find(user).await?.ok_or(Error::UserNotFound)?;
         if self
@@ -238,7 +240,9 @@ impl ChatService {
         if role == Role::Owner {
             let heir = self.chats.members(chat.id).await?.into_iter().next();
             if let Some(heir) = heir {
-                self.chats.set_role(chat.id, heir.user_id, Role::Owner).await?;
+                self.chats
+                    .set_role(chat.id, heir.user_id, Role::Owner)
+                    .await?;
             }
         }
         Ok(())
@@ -255,7 +259,9 @@ impl ChatService {
         }
         let (chat, role) = self.member_access(chat, me.id).await?;
         if chat.kind == ChatKind::Direct {
-            return Err(Error::Forbidden("A direct chat always has exactly two members."));
+            return Err(Error::Forbidden(
+                "A direct chat always has exactly two members.",
+            ));
         }
         if role != Role::Owner {
             return Err(Error::Forbidden("Only the owner can remove members."));
@@ -270,7 +276,12 @@ impl ChatService {
         self.remove(&chat, user, target.username).await
     }
 
-    async fn remove(&self, chat: &Chat, user: UserId, username: crate::domain::Username) -> Result<()> {
+    async fn remove(
+        &self,
+        chat: &Chat,
+        user: UserId,
+        username: crate::domain::Username,
+    ) -> Result<()> {
         if self.chats.remove_member(chat.id, user).await? {
             self.bus
                 .publish(Event::MemberLeft {
@@ -331,7 +342,9 @@ impl ChatService {
             body: new.body,
             created_at: new.created_at,
         };
-        self.bus.publish(Event::MessagePosted(message.clone())).await?;
+        self.bus
+            .publish(Event::MessagePosted(message.clone()))
+            .await?;
         Ok(message)
     }
 

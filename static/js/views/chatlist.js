@@ -140,7 +140,7 @@ function fillItem(btn, chat, k) {
       who ? h('span', { class: 'ci-who' }, who) : null,
       firstLine(m.message));
   } else {
-    preview = h('span', { class: 'ci-preview empty' }, group ? 'No messages yet' : 'Say hello 👋');
+    preview = h('span', { class: 'ci-preview empty' }, group ? 'No messages yet' : 'Say hello');
   }
 
   btn.replaceChildren(

@@ -138,10 +138,12 @@ export function openNewChatDialog(actions) {
       };
 
       input.addEventListener('input', render);
+      let enterWhenLoaded = false;
       input.addEventListener('keydown', (e) => {
         if (e.key === 'Enter') {
           e.preventDefault();
-          list.querySelector('.person')?.click();
+          if (!users) enterWhenLoaded = true; // typed fast; pick once the list arrives
+          else list.querySelector('.person')?.click();
         } else if (e.key === 'ArrowDown') {
           e.preventDefault();
           list.querySelector('.person')?.focus();
@@ -154,6 +156,7 @@ export function openNewChatDialog(actions) {
         users = (Array.isArray(result) ? result : []).filter((u) => !S.isMe(u.id));
         for (const u of users) S.upsertUser(u);
         render();
+        if (enterWhenLoaded) list.querySelector('.person')?.click();
       }).catch((err) => {
         status.replaceChildren(note(err.detail || "Couldn't load people.", 'error'));
       });

@@ -1,0 +1,263 @@
+//! The shapes of the API: request bodies (with their one step into domain values) and
+//! response bodies. Field names are a contract with existing clients; fields are only added.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use salvo::oapi::ToSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{
+    ChatKind, ChatName, ChatSummary, Email, Member, Message, Password, RoomSummary, User, Username,
+    ValidationError, Visibility,
+};
+
+/// `POST /auth/register`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RegisterBody {
+    pub username: String,
+    pub email: String,
+    pub password: String,
+    pub password_confirm: String,
+}
+
+impl RegisterBody {
+    pub fn try_into_domain(self) -> Result<(Username, Email, Password), ValidationError> {
+        Ok((
+            Username::parse(&self.username)?,
+            Email::parse(&self.email)?,
+            Password::parse_new(&self.password, &self.password_confirm)?,
+        ))
+    }
+}
+
+/// `POST /auth/login`, as a form or JSON. `username` may be an email.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LoginBody {
+    pub username: String,
+    pub password: String,
+}
+
+/// A user's own account.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserOut {
+    pub id: i64,
+    pub username: String,
+    pub email: String,
+}
+
+impl From<User> for UserOut {
+    fn from(u: User) -> Self {
+        Self {
+            id: u.id.0,
+            username: u.username.to_string(),
+            email: u.email.to_string(),
+        }
+    }
+}
+
+/// A successful login.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenOut {
+    pub access_token: String,
+    /// Always `bearer`.
+    pub token_type: &'static str,
+    /// When the token stops working, RFC 3339.
+    pub expires_at: String,
+}
+
+/// Another user, as listed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserStatusOut {
+    pub id: i64,
+    pub username: String,
+    pub is_online: bool,
+    /// RFC 3339, or null if never seen.
+    pub last_seen: Option<String>,
+}
+
+/// One message.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessageOut {
+    pub id: i64,
+    pub chat_id: i64,
+    pub user_id: i64,
+    pub username: String,
+    pub message: String,
+    /// `HH:MM`, UTC.
+    pub time: String,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+impl From<&Message> for MessageOut {
+    fn from(m: &Message) -> Self {
+        Self {
+            id: m.id.0,
+            chat_id: m.chat_id.0,
+            user_id: m.sender_id.0,
+            username: m.sender_username.to_string(),
+            message: m.body.to_string(),
+            time: m.created_at.format("%H:%M").to_string(),
+            created_at: rfc3339(m.created_at),
+        }
+    }
+}
+
+/// A chat in the caller's list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChatListItem {
+    pub chat_id: i64,
+    /// `direct` or `group`.
+    pub kind: &'static str,
+    /// The display title: the other member of a direct chat, the name of a group.
+    pub username: String,
+    /// The group's name; null for direct chats.
+    pub name: Option<String>,
+    pub visibility: &'static str,
+    /// Messages from others after the caller's read marker.
+    pub unread: i64,
+    pub last_message: Option<MessageOut>,
+    /// For a direct chat, the other member.
+    pub peer: Option<UserStatusOut>,
+}
+
+impl ChatListItem {
+    pub fn new(s: &ChatSummary, is_online: impl Fn(crate::domain::UserId) -> bool) -> Self {
+        let peer = s.peer.as_ref().map(|p| UserStatusOut {
+            id: p.id.0,
+            username: p.username.to_string(),
+            is_online: is_online(p.id),
+            last_seen: p.last_seen.map(rfc3339),
+        });
+        let name = s.chat.name.as_ref().map(ToString::to_string);
+        Self {
+            chat_id: s.chat.id.0,
+            kind: s.chat.kind.as_str(),
+            username: name
+                .clone()
+                .or_else(|| peer.as_ref().map(|p| p.username.clone()))
+                .unwrap_or_default(),
+            name,
+            visibility: s.chat.visibility.as_str(),
+            unread: s.unread,
+            last_message: s.last_message.as_ref().map(MessageOut::from),
+            peer,
+        }
+    }
+}
+
+/// `{chat_id}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChatIdOut {
+    pub chat_id: i64,
+}
+
+/// `POST /chats`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NewGroupBody {
+    pub name: String,
+    #[serde(default)]
+    pub member_ids: Vec<i64>,
+    /// `private` (default) or `public`.
+    #[serde(default)]
+    pub visibility: Option<String>,
+}
+
+impl NewGroupBody {
+    pub fn try_into_domain(
+        self,
+    ) -> Result<(ChatName, Visibility, Vec<crate::domain::UserId>), ValidationError> {
+        let visibility = match self.visibility.as_deref() {
+            None => Visibility::Private,
+            Some(v) => Visibility::parse(v).ok_or_else(|| {
+                ValidationError::new(
+                    "visibility",
+                    "Visibility must be \"private\" or \"public\".",
+                )
+            })?,
+        };
+        Ok((
+            ChatName::parse(&self.name)?,
+            visibility,
+            self.member_ids
+                .into_iter()
+                .map(crate::domain::UserId)
+                .collect(),
+        ))
+    }
+}
+
+/// A member of a chat.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberOut {
+    pub id: i64,
+    pub username: String,
+    pub is_online: bool,
+    pub last_seen: Option<String>,
+    /// `owner` or `member`.
+    pub role: &'static str,
+    /// The newest message this member has read.
+    pub last_read_message_id: Option<i64>,
+}
+
+impl MemberOut {
+    pub fn new(m: &Member, is_online: bool) -> Self {
+        Self {
+            id: m.user_id.0,
+            username: m.username.to_string(),
+            is_online,
+            last_seen: m.last_seen.map(rfc3339),
+            role: m.role.as_str(),
+            last_read_message_id: m.last_read.map(|id| id.0),
+        }
+    }
+}
+
+/// `GET /chats/{chat_id}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChatDetailsOut {
+    pub chat_id: i64,
+    pub kind: &'static str,
+    pub name: Option<String>,
+    pub visibility: &'static str,
+    pub members: Vec<MemberOut>,
+}
+
+/// `POST /chats/{chat_id}/members`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct AddMemberBody {
+    pub user_id: i64,
+}
+
+/// `POST /chats/{chat_id}/read`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ReadBody {
+    pub message_id: i64,
+}
+
+/// A public room.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoomOut {
+    pub chat_id: i64,
+    pub name: String,
+    pub members_count: i64,
+    pub is_member: bool,
+}
+
+impl From<&RoomSummary> for RoomOut {
+    fn from(r: &RoomSummary) -> Self {
+        Self {
+            chat_id: r.chat_id.0,
+            name: r.name.to_string(),
+            members_count: r.members_count,
+            is_member: r.is_member,
+        }
+    }
+}
+
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+pub fn kind_str(k: ChatKind) -> &'static str {
+    k.as_str()
+}

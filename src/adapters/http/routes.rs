@@ -1,0 +1,387 @@
+//! The HTTP endpoints. Each one reads the request into domain values, calls one use case and
+//! writes the answer; policy stays in the domain.
+
+use std::sync::Arc;
+
+use salvo::http::StatusCode;
+use salvo::http::cookie::{Cookie, SameSite};
+use salvo::oapi::endpoint;
+use salvo::prelude::*;
+use serde::de::DeserializeOwned;
+
+use super::HttpState;
+use super::auth::{COOKIE, authenticate};
+use super::dto::*;
+use super::error::ApiError;
+use crate::domain::{AuthUser, ChatId, HistoryPage, MessageBody, MessageId, Password, UserId};
+
+/// The largest request body accepted, in bytes.
+const MAX_BODY: usize = 64 * 1024;
+
+pub(super) fn state(depot: &Depot) -> Arc<HttpState> {
+    depot
+        .get_typed::<Arc<HttpState>>()
+        .cloned()
+        .expect("HttpState is injected by the router")
+}
+
+async fn caller(depot: &Depot, req: &Request) -> Result<(Arc<HttpState>, AuthUser), ApiError> {
+    let state = state(depot);
+    let me = authenticate(&state, req).await?;
+    Ok((state, me))
+}
+
+/// Reads a JSON body; a syntax error is 400, a wrong or missing field 422 naming it.
+async fn json_body<T: DeserializeOwned>(req: &mut Request) -> Result<T, ApiError> {
+    let bytes = read_body(req).await?;
+    parse_json(bytes)
+}
+
+async fn read_body(req: &mut Request) -> Result<&[u8], ApiError> {
+    req.payload_with_max_size(MAX_BODY)
+        .await
+        .map(|b| b.as_ref())
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("The request body must be at most {MAX_BODY} bytes."),
+            )
+        })
+}
+
+/// Parses JSON into `T`, naming the offending field on a 422.
+pub(super) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if !inner.is_data() {
+            return ApiError::malformed(format!("The request body is not valid JSON: {inner}."));
+        }
+        let msg = inner.to_string();
+        let field = if path == "." {
+            msg.split('`').nth(1).unwrap_or("body").to_owned()
+        } else {
+            path
+        };
+        let detail = match msg.split(" at line").next() {
+            Some(m) if m.starts_with("missing field") => format!("Field '{field}' is required."),
+            Some(m) => format!("Field '{field}' is invalid: {m}."),
+            None => format!("Field '{field}' is invalid."),
+        };
+        ApiError::invalid(field, detail)
+    })
+}
+
+fn path_id(req: &Request, name: &'static str) -> Result<i64, ApiError> {
+    req.param::<i64>(name)
+        .ok_or_else(|| ApiError::invalid(name, format!("'{name}' must be an integer.")))
+}
+
+fn query_id(req: &Request, name: &'static str) -> Result<Option<i64>, ApiError> {
+    match req.query::<String>(name) {
+        None => Ok(None),
+        Some(s) => s
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| ApiError::invalid(name, format!("'{name}' must be an integer."))),
+    }
+}
+
+/// Register a new account.
+#[endpoint(tags("auth"), request_body = RegisterBody, status_codes(201, 409, 422, 400))]
+pub async fn register(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<Json<UserOut>, ApiError> {
+    let state = state(depot);
+    let body: RegisterBody = json_body(req).await?;
+    let (username, email, password) = body.try_into_domain().map_err(crate::domain::Error::from)?;
+    let user = state.auth.register(username, email, password).await?;
+    res.status_code(StatusCode::CREATED);
+    Ok(Json(user.into()))
+}
+
+/// Log in with a username or email and a password.
+///
+/// Accepts `application/x-www-form-urlencoded` (as OAuth2 password clients send) or JSON. Also
+/// sets the token in an HttpOnly `access_token` cookie.
+#[endpoint(tags("auth"), request_body = LoginBody, status_codes(200, 401, 422, 400))]
+pub async fn login(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<Json<TokenOut>, ApiError> {
+    let state = state(depot);
+    let is_form = req
+        .content_type()
+        .is_some_and(|m| m.subtype() == "x-www-form-urlencoded");
+    let bytes = read_body(req).await?;
+    let body: LoginBody = if is_form {
+        serde_urlencoded::from_bytes(bytes).map_err(|e| {
+            let msg = e.to_string();
+            let field = msg.split('`').nth(1).unwrap_or("username").to_owned();
+            ApiError::invalid(field.clone(), format!("Field '{field}' is required."))
+        })?
+    } else {
+        parse_json(bytes)?
+    };
+    let token = state
+        .auth
+        .login(&body.username, &Password::for_login(&body.password))
+        .await?;
+    let max_age = (token.expires_at - chrono::Utc::now()).num_seconds().max(0);
+    res.add_cookie(
+        Cookie::build((COOKIE, token.token.clone()))
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .path("/")
+            .secure(state.cookie_secure)
+            .max_age(salvo::http::cookie::time::Duration::seconds(max_age))
+            .build(),
+    );
+    Ok(Json(TokenOut {
+        access_token: token.token,
+        token_type: "bearer",
+        expires_at: rfc3339(token.expires_at),
+    }))
+}
+
+/// The caller's account.
+#[endpoint(tags("auth"), status_codes(200, 401))]
+pub async fn current_user(req: &mut Request, depot: &mut Depot) -> Result<Json<UserOut>, ApiError> {
+    let (state, me) = caller(depot, req).await?;
+    Ok(Json(state.auth.me(&me).await?.into()))
+}
+
+/// End the session: the token stops working everywhere and its sockets close.
+#[endpoint(tags("auth"), status_codes(204, 401, 403))]
+pub async fn logout(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<StatusCode, ApiError> {
+    let (state, me) = caller(depot, req).await?;
+    state.auth.logout(&me).await?;
+    res.add_cookie(
+        Cookie::build((COOKIE, ""))
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .path("/")
+            .secure(state.cookie_secure)
+            .max_age(salvo::http::cookie::time::Duration::ZERO)
+            .build(),
+    );
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Everyone but the caller, by username, with online status.
+#[endpoint(tags("users"), status_codes(200, 401))]
+pub async fn list_users(
+    req: &mut Request,
+    depot: &mut Depot,
+) -> Result<Json<Vec<UserStatusOut>>, ApiError> {
+    let (state, me) = caller(depot, req).await?;
+    let users = state.chats.list_users(&me).await?;
+    Ok(Json(
+        users
+            .into_iter()
+            .map(|u| UserStatusOut {
+                id: u.id.0,
+                is_online: state.chats.is_online(u.id),
+                username: u.username.to_string(),
+                last_seen: u.last_seen.map(rfc3339),
+            })
+            .collect(),
+    ))
+}
+
+/// The caller's chats, most recent first.
+#[endpoint(tags("chats"), status_codes(200, 401))]
+pub async fn list_chats(
+    req: &mut Request,
+    depot: &mut Depot,
+) -> Result<Json<Vec<ChatListItem>>, ApiError> {
+    let (state, me) = caller(depot, req).await?;
+    let chats = state.chats.list_chats(&me).await?;
+    Ok(Json(
+        chats
+            .iter()
+            .map(|c| ChatListItem::new(c, |u| state.chats.is_online(u)))
+            .collect(),
+    ))
+}
+
+/// Open the direct chat with a user: 201 when created, 200 when it existed.
+#[endpoint(tags("chats"), parameters(("user_id" = i64, Path, description = "The other user")), status_codes(200, 201, 400, 401, 404))]
+pub async fn open_direct(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<Json<ChatIdOut>, ApiError> {
+    let (state, me) = caller(depot, req).await?;
+    let other = UserId(path_id(req, "user_id")?);
+    let (chat, created) = state.chats.open_direct(&me, other).await?;
+    if created {
+        res.status_code(StatusCode::CREATED);
+    }
+    Ok(Json(ChatIdOut { chat_id: chat.id.0 }))
+}
+
+/// Create a group owned by the caller.
+#[endpoint(tags("chats"), request_body = NewGroupBody, status_codes(201, 401, 404, 422))]
+pub async fn create_group(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<Json<ChatIdOut>, ApiError> {
+    let (state, me) = caller(depot, req).await?;
+    let body: NewGroupBody = json_body(req).await?;
+    let (name, visibility, members) = body.try_into_domain().map_err(crate::domain::Error::from)?;
+    let chat = state
+        .chats
+        .create_group(&me, name, visibility, members)
+        .await?;
+    res.status_code(StatusCode::CREATED);
+    Ok(Json(ChatIdOut { chat_id: chat.id.0 }))
+}
+
+/// A chat and its members, for members.
+#[endpoint(tags("chats"), parameters(("chat_id" = i64, Path)), status_codes(200, 401, 403, 404))]
+pub async fn chat_details(
+    req: &mut Request,
+    depot: &mut Depot,
+) -> Result<Json<ChatDetailsOut>, ApiError> {
+    let (state, me) = caller(depot, req).await?;
+    let chat_id = ChatId(path_id(req, "chat_id")?);
+    let (chat, members) = state.chats.chat_details(&me, chat_id).await?;
+    Ok(Json(ChatDetailsOut {
+        chat_id: chat.id.0,
+        kind: chat.kind.as_str(),
+        name: chat.name.map(|n| n.to_string()),
+        visibility: chat.visibility.as_str(),
+        members: members
+            .iter()
+            .map(|m| MemberOut::new(m, state.chats.is_online(m.user_id)))
+            .collect(),
+    }))
+}
+
+/// A member adds someone to a group.
+#[endpoint(tags("chats"), request_body = AddMemberBody, parameters(("chat_id" = i64, Path)), status_codes(204, 401, 403, 404, 422))]
+pub async fn add_member(req: &mut Request, depot: &mut Depot) -> Result<StatusCode, ApiError> {
+    let (state, me) = caller(depot, req).await?;
+    let chat_id = ChatId(path_id(req, "chat_id")?);
+    let body: AddMemberBody = json_body(req).await?;
+    state
+        .chats
+        .add_member(&me, chat_id, UserId(body.user_id))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Leave a group (`me`), or as its owner remove a member.
+#[endpoint(tags("chats"), parameters(("chat_id" = i64, Path), ("user_id" = String, Path, description = "A user id, or `me`")), status_codes(204, 401, 403, 404))]
+pub async fn remove_member(req: &mut Request, depot: &mut Depot) -> Result<StatusCode, ApiError> {
+    let (state, me) = caller(depot, req).await?;
+    let chat_id = ChatId(path_id(req, "chat_id")?);
+    if req.param::<String>("user_id").as_deref() == Some("me") {
+        state.chats.leave(&me, chat_id).await?;
+    } else {
+        let user = UserId(path_id(req, "user_id")?);
+        state.chats.remove_member(&me, chat_id, user).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Public groups anyone may join.
+#[endpoint(tags("chats"), status_codes(200, 401))]
+pub async fn list_rooms(
+    req: &mut Request,
+    depot: &mut Depot,
+) -> Result<Json<Vec<RoomOut>>, ApiError> {
+    let (state, me) = caller(depot, req).await?;
+    let rooms = state.chats.list_rooms(&me).await?;
+    Ok(Json(rooms.iter().map(RoomOut::from).collect()))
+}
+
+/// Join a public group.
+#[endpoint(tags("chats"), parameters(("chat_id" = i64, Path)), status_codes(200, 401, 403, 404))]
+pub async fn join(req: &mut Request, depot: &mut Depot) -> Result<Json<ChatIdOut>, ApiError> {
+    let (state, me) = caller(depot, req).await?;
+    let chat_id = ChatId(path_id(req, "chat_id")?);
+    let chat = state.chats.join(&me, chat_id).await?;
+    Ok(Json(ChatIdOut { chat_id: chat.id.0 }))
+}
+
+/// A page of a chat's history, oldest first.
+///
+/// The latest `limit` (default 50, at most 200) messages; `before=<id>` pages back,
+/// `after=<id>` catches up after a reconnect.
+#[endpoint(tags("chats"), parameters(("chat_id" = i64, Path), ("before" = Option<i64>, Query), ("after" = Option<i64>, Query), ("limit" = Option<u32>, Query)), status_codes(200, 401, 403, 404, 422))]
+pub async fn history(
+    req: &mut Request,
+    depot: &mut Depot,
+) -> Result<Json<Vec<MessageOut>>, ApiError> {
+    let (state, me) = caller(depot, req).await?;
+    let chat_id = ChatId(path_id(req, "chat_id")?);
+    let limit = match query_id(req, "limit")? {
+        None => HistoryPage::DEFAULT_LIMIT,
+        Some(n) if (1..=i64::from(HistoryPage::MAX_LIMIT)).contains(&n) => n as u32,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "limit",
+                format!("'limit' must be between 1 and {}.", HistoryPage::MAX_LIMIT),
+            ));
+        }
+    };
+    let page = HistoryPage {
+        before: query_id(req, "before")?.map(MessageId),
+        after: query_id(req, "after")?.map(MessageId),
+        limit,
+    };
+    let messages = state.chats.history(&me, chat_id, page).await?;
+    Ok(Json(messages.iter().map(MessageOut::from).collect()))
+}
+
+/// Post a message over HTTP (the socket is the usual way); it is delivered like any other.
+#[endpoint(tags("chats"), parameters(("chat_id" = i64, Path)), status_codes(201, 401, 403, 404, 422))]
+pub async fn post_message(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<Json<MessageOut>, ApiError> {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        message: String,
+    }
+    let (state, me) = caller(depot, req).await?;
+    let chat_id = ChatId(path_id(req, "chat_id")?);
+    let body: Body = json_body(req).await?;
+    let text = MessageBody::parse(&body.message, state.chats.limits().max_message_chars)
+        .map_err(crate::domain::Error::from)?;
+    let message = state.chats.post_message(&me, chat_id, text).await?;
+    res.status_code(StatusCode::CREATED);
+    Ok(Json(MessageOut::from(&message)))
+}
+
+/// Move the caller's read marker forward.
+#[endpoint(tags("chats"), request_body = ReadBody, parameters(("chat_id" = i64, Path)), status_codes(204, 401, 403, 404, 422))]
+pub async fn mark_read(req: &mut Request, depot: &mut Depot) -> Result<StatusCode, ApiError> {
+    let (state, me) = caller(depot, req).await?;
+    let chat_id = ChatId(path_id(req, "chat_id")?);
+    let body: ReadBody = json_body(req).await?;
+    state
+        .chats
+        .mark_read(&me, chat_id, MessageId(body.message_id))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Liveness and storage health.
+#[endpoint(tags("ops"), status_codes(200))]
+pub async fn health() -> &'static str {
+    "ok"
+}

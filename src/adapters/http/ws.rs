@@ -1,0 +1,306 @@
+//! WebSocket sessions: `/ws/{chat_id}` follows one chat (the original API), `/ws` follows all
+//! of the caller's chats. Authentication and authorization happen before the upgrade. Each
+//! session is one task: a `select!` over client frames, queued events, a heartbeat and server
+//! shutdown, unregistering on every way out.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use salvo::http::StatusCode;
+use salvo::prelude::*;
+use salvo::websocket::{Message, WebSocket, WebSocketUpgrade};
+use serde::Deserialize;
+use serde_json::json;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use super::HttpState;
+use super::auth::{Source, check_origin, token};
+use super::error::ApiError;
+use super::registry::{Outbound, Scope};
+use super::routes::state;
+use crate::domain::{AuthUser, ChatId, Error, EventKind, MessageBody, MessageId};
+
+/// The largest frame or message a client may send; bigger ones close the socket (1009).
+/// Anything below it is read, and a body over the message limit gets an `error` event.
+const MAX_FRAME: usize = 64 * 1024;
+/// How often the server pings; a client that has not answered by the next ping is gone.
+const HEARTBEAT: Duration = Duration::from_secs(30);
+
+/// Small buffers: an idle socket should cost a few KiB, not tungstenite's 128 KiB defaults.
+fn socket_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(256 * 1024)
+        .max_message_size(Some(MAX_FRAME))
+        .max_frame_size(Some(MAX_FRAME))
+}
+
+/// Authenticates a socket before the upgrade: a token from the header, `?token=` or the
+/// cookie; an `Origin`, when present, must be allowed.
+async fn authenticate_socket(state: &HttpState, req: &Request) -> Result<AuthUser, ApiError> {
+    let Some((token, source)) = token(req, true) else {
+        return Err(Error::Unauthenticated.into());
+    };
+    // Browsers always send Origin on a WebSocket handshake; a cookie-only handshake without
+    // one did not come from a page we can vouch for.
+    check_origin(state, req, source == Source::Cookie)?;
+    Ok(state.auth.authenticate(&token).await?)
+}
+
+/// `GET /ws/{chat_id}`: a socket for one chat.
+#[handler]
+pub async fn chat_socket(req: &mut Request, depot: &mut Depot, res: &mut Response) {
+    let state = state(depot);
+    let result = async {
+        let me = authenticate_socket(&state, req).await?;
+        let chat = req
+            .param::<i64>("chat_id")
+            .map(ChatId)
+            .ok_or_else(|| ApiError::invalid("chat_id", "'chat_id' must be an integer."))?;
+        state.chats.ensure_member(&me, chat).await?;
+        Ok::<_, ApiError>((me, chat))
+    }
+    .await;
+    match result {
+        Ok((me, chat)) => upgrade(state, me, Scope::Chat(chat), vec![chat], req, res).await,
+        Err(e) => refuse(res, e),
+    }
+}
+
+/// `GET /ws`: one socket for all of the caller's chats.
+#[handler]
+pub async fn user_socket(req: &mut Request, depot: &mut Depot, res: &mut Response) {
+    let state = state(depot);
+    let result = async {
+        let me = authenticate_socket(&state, req).await?;
+        let chats = state.chats.my_chat_ids(&me).await?;
+        Ok::<_, ApiError>((me, chats))
+    }
+    .await;
+    match result {
+        Ok((me, chats)) => upgrade(state, me, Scope::All, chats, req, res).await,
+        Err(e) => refuse(res, e),
+    }
+}
+
+fn refuse(res: &mut Response, e: ApiError) {
+    res.status_code(e.status);
+    res.render(Json(e.body()));
+}
+
+async fn upgrade(
+    state: Arc<HttpState>,
+    me: AuthUser,
+    scope: Scope,
+    chats: Vec<ChatId>,
+    req: &mut Request,
+    res: &mut Response,
+) {
+    let upgraded = WebSocketUpgrade::with_config(socket_config())
+        .upgrade(req, res, move |ws| {
+            Session::run(state, me, scope, chats, ws)
+        })
+        .await;
+    if let Err(e) = upgraded {
+        let status = e.code;
+        let api = ApiError::new(
+            if status.is_client_error() {
+                status
+            } else {
+                StatusCode::BAD_REQUEST
+            },
+            "not_a_websocket",
+            "This endpoint expects a WebSocket upgrade.",
+        );
+        refuse(res, api);
+    }
+}
+
+/// A frame from a client. Which fields matter depends on `action`.
+#[derive(Debug, Deserialize)]
+struct ClientFrame {
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    action: Option<String>,
+    #[serde(default)]
+    chat_id: Option<i64>,
+    #[serde(default)]
+    message_id: Option<i64>,
+}
+
+struct Session {
+    state: Arc<HttpState>,
+    me: AuthUser,
+    scope: Scope,
+}
+
+impl Session {
+    async fn run(
+        state: Arc<HttpState>,
+        me: AuthUser,
+        scope: Scope,
+        chats: Vec<ChatId>,
+        ws: WebSocket,
+    ) {
+        let (conn, mut outbound) = state
+            .registry
+            .register(me.id, me.session.clone(), scope, chats);
+        let session = Session { state, me, scope };
+        if let Err(e) = session.state.chats.connect(&session.me).await {
+            tracing::error!(error = ?e, "presence on connect failed");
+        }
+        let (mut sink, mut stream) = ws.split();
+        let mut shutdown = session.state.shutdown.clone();
+        let mut heartbeat = tokio::time::interval(HEARTBEAT);
+        heartbeat.tick().await;
+        let mut alive = true;
+        let close: Option<(u16, &str)> = loop {
+            tokio::select! {
+                frame = stream.next() => match frame {
+                    Some(Ok(msg)) => {
+                        alive = true;
+                        if msg.is_close() {
+                            break None;
+                        }
+                        if let Some(reply) = session.handle(&msg, conn).await
+                            && sink.send(Message::text(reply)).await.is_err()
+                        {
+                            break None;
+                        }
+                    }
+                    Some(Err(e)) => {
+                        tracing::debug!(error = %e, "socket read failed");
+                        break Some((1009, "frame too large or malformed"));
+                    }
+                    None => break None,
+                },
+                out = outbound.recv() => match out {
+                    Some(Outbound::Frame(bytes)) => {
+                        if sink.send(Message::text(bytes)).await.is_err() {
+                            break None;
+                        }
+                    }
+                    Some(Outbound::Close(code, reason)) => break Some((code, reason)),
+                    None => break Some((1013, "too slow; reconnect and catch up")),
+                },
+                _ = heartbeat.tick() => {
+                    if !alive {
+                        break None;
+                    }
+                    alive = false;
+                    if sink.send(Message::ping(Vec::new())).await.is_err() {
+                        break None;
+                    }
+                }
+                _ = shutdown.changed() => break Some((1001, "server is shutting down")),
+            }
+        };
+        session.state.registry.unregister(conn);
+        if let Some((code, reason)) = close {
+            let _ = sink.send(Message::close_with(code, reason)).await;
+        }
+        let _ = sink.close().await;
+        if let Err(e) = session.state.chats.disconnect(&session.me).await {
+            tracing::error!(error = ?e, "presence on disconnect failed");
+        }
+    }
+
+    /// Acts on one client frame; returns an `error` event to send back, if any.
+    async fn handle(&self, msg: &Message, conn: super::registry::ConnId) -> Option<String> {
+        if msg.is_ping() || msg.is_pong() {
+            return None;
+        }
+        let Ok(text) = msg.as_str() else {
+            return Some(error_event("Frames must be JSON text.", "malformed_frame"));
+        };
+        let frame: ClientFrame = match serde_json::from_str(text) {
+            Ok(f) => f,
+            Err(_) => {
+                return Some(error_event(
+                    "Frames must be JSON like {\"message\": \"...\"} or {\"action\": \"typing\"}.",
+                    "malformed_frame",
+                ));
+            }
+        };
+        let chat = match (self.scope, frame.chat_id) {
+            (Scope::Chat(own), None) => own,
+            (Scope::Chat(own), Some(id)) if id == own.0 => own,
+            (Scope::Chat(_), Some(_)) => {
+                return Some(error_event(
+                    "This socket belongs to another chat.",
+                    "wrong_chat",
+                ));
+            }
+            (Scope::All, Some(id)) => ChatId(id),
+            (Scope::All, None) => {
+                return Some(error_event(
+                    "Every frame must name its chat_id.",
+                    "missing_chat_id",
+                ));
+            }
+        };
+        // A socket that left the chat must not act in it, whatever the client believes.
+        if self.scope == Scope::All && !self.state.registry.follows(conn, chat) {
+            return Some(error_event(
+                "You are not a member of this chat.",
+                "not_a_member",
+            ));
+        }
+        let result = match (frame.action.as_deref(), frame.message) {
+            (None, Some(text)) => {
+                match MessageBody::parse(&text, self.state.chats.limits().max_message_chars) {
+                    Ok(body) => self
+                        .state
+                        .chats
+                        .post_message(&self.me, chat, body)
+                        .await
+                        .map(drop),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            (Some("typing"), None) => {
+                self.state
+                    .chats
+                    .typing(&self.me, chat, EventKind::Typing)
+                    .await
+            }
+            (Some("stop_typing"), None) => {
+                self.state
+                    .chats
+                    .typing(&self.me, chat, EventKind::StopTyping)
+                    .await
+            }
+            (Some("read"), None) => match frame.message_id {
+                Some(id) => {
+                    self.state
+                        .chats
+                        .mark_read(&self.me, chat, MessageId(id))
+                        .await
+                }
+                None => {
+                    return Some(error_event(
+                        "A read receipt needs message_id.",
+                        "invalid_field",
+                    ));
+                }
+            },
+            _ => {
+                return Some(error_event(
+                    "Unknown frame: send {\"message\"} or an action of typing, stop_typing or read.",
+                    "unknown_action",
+                ));
+            }
+        };
+        result.err().map(|e| {
+            let api = ApiError::from(e);
+            error_event(&api.detail, api.code)
+        })
+    }
+}
+
+fn error_event(detail: &str, code: &str) -> String {
+    json!({"action": "error", "detail": detail, "code": code}).to_string()
+}
