@@ -1,0 +1,317 @@
+//! A real Parley server on `127.0.0.1:0` per test, built the way `main` builds it, with typed
+//! helpers for the HTTP API and WebSockets.
+#![allow(dead_code)] // Not every test binary uses every helper.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use parley::App;
+use parley::adapters::argon2::Argon2Hasher;
+use parley::app::{Stopper, Storage};
+use parley::config::{Config, Secret};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub const SECRET: &str = "test-secret-test-secret-test-secret!";
+
+/// Which storage a test server runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Memory,
+    Sqlite,
+    Postgres,
+}
+
+/// A running test server.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub db_url: String,
+    stopper: Stopper,
+    handle: tokio::task::JoinHandle<()>,
+    _dir: Option<Arc<tempfile::TempDir>>,
+}
+
+impl TestApp {
+    /// A server on a fresh database of `backend`.
+    pub async fn spawn(backend: Backend) -> Self {
+        let (db_url, dir) = match backend {
+            Backend::Memory => ("memory://".to_owned(), None),
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}", dir.path().join("parley.db").display());
+                (url, Some(Arc::new(dir)))
+            }
+            Backend::Postgres => (super::postgres::fresh_database_url().await, None),
+        };
+        Self::spawn_at(&db_url, "127.0.0.1:0".parse().unwrap(), dir).await
+    }
+
+    /// A server on an existing database URL, bound to `bind`.
+    pub async fn spawn_at(
+        db_url: &str,
+        bind: SocketAddr,
+        dir: Option<Arc<tempfile::TempDir>>,
+    ) -> Self {
+        let config = Config {
+            bind,
+            database_url: Some(db_url.to_owned()),
+            secret_key: Some(Secret::new(SECRET)),
+            ..Config::default()
+        };
+        let storage = Storage::open(&config.database().unwrap(), 10)
+            .await
+            .expect("open storage");
+        // Cheap hashing keeps tests fast; production parameters are tested in the adapter.
+        let hasher = Arc::new(Argon2Hasher::with_params(512, 1, 1));
+        let app = App::build_with(config, storage, hasher)
+            .await
+            .expect("build app");
+        let addr = app.local_addr();
+        let stopper = app.stopper();
+        let handle = tokio::spawn(async move {
+            app.run_until_stopped().await.expect("server runs");
+        });
+        Self {
+            addr,
+            base: format!("http://{addr}"),
+            db_url: db_url.to_owned(),
+            stopper,
+            handle,
+            _dir: dir,
+        }
+    }
+
+    /// Stops the server and waits until it has.
+    pub async fn stop(self) -> Option<Arc<tempfile::TempDir>> {
+        self.stopper.stop();
+        let _ = tokio::time::timeout(Duration::from_secs(15), self.handle).await;
+        self._dir
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// A plain client without cookies.
+    pub fn client(&self) -> reqwest::Client {
+        reqwest::Client::new()
+    }
+
+    /// Registers `username` (password `password123`) and logs in.
+    pub async fn user(&self, username: &str) -> TestUser {
+        let res = self
+            .client()
+            .post(self.url("/auth/register"))
+            .json(&json!({
+                "username": username,
+                "email": format!("{username}@example.com"),
+                "password": "password123",
+                "password_confirm": "password123",
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201, "register {username}");
+        let id = res.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+        let token = self.login(username, "password123").await;
+        TestUser {
+            id,
+            username: username.to_owned(),
+            token,
+            base: self.base.clone(),
+            addr: self.addr,
+        }
+    }
+
+    /// Logs in with a form body; returns the token.
+    pub async fn login(&self, username: &str, password: &str) -> String {
+        let res = self
+            .client()
+            .post(self.url("/auth/login"))
+            .form(&[("username", username), ("password", password)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "login {username}");
+        res.json::<Value>().await.unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+}
+
+/// A registered, logged-in user.
+#[derive(Clone)]
+pub struct TestUser {
+    pub id: i64,
+    pub username: String,
+    pub token: String,
+    pub base: String,
+    pub addr: SocketAddr,
+}
+
+impl TestUser {
+    fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        reqwest::Client::new()
+            .request(method, format!("{}{}", self.base, path))
+            .bearer_auth(&self.token)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        send(self.req(reqwest::Method::GET, path)).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        send(self.req(reqwest::Method::POST, path).json(&body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        send(self.req(reqwest::Method::DELETE, path)).await
+    }
+
+    /// Opens (or finds) the direct chat with `other`; returns its id.
+    pub async fn direct_with(&self, other: &TestUser) -> i64 {
+        let (status, body) = self.post(&format!("/chats/{}", other.id), json!({})).await;
+        assert!(status == 200 || status == 201, "{status} {body}");
+        body["chat_id"].as_i64().unwrap()
+    }
+
+    /// Opens `/ws/{chat_id}?token=...`.
+    pub async fn ws_chat(&self, chat_id: i64) -> Ws {
+        Ws::connect(
+            &format!("ws://{}/ws/{chat_id}?token={}", self.addr, self.token),
+            &[],
+        )
+        .await
+    }
+
+    /// Opens `/ws?token=...`.
+    pub async fn ws_all(&self) -> Ws {
+        Ws::connect(&format!("ws://{}/ws?token={}", self.addr, self.token), &[]).await
+    }
+}
+
+async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap();
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    (status, body)
+}
+
+/// A client WebSocket with helpers to wait for events.
+pub struct Ws {
+    pub stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+/// How long a test waits for an expected event.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+impl Ws {
+    /// Connects, panicking unless the upgrade succeeds.
+    pub async fn connect(url: &str, headers: &[(&str, &str)]) -> Self {
+        match try_connect(url, headers).await {
+            Ok(ws) => ws,
+            Err(status) => panic!("upgrade refused with {status}"),
+        }
+    }
+
+    pub async fn send_json(&mut self, v: Value) {
+        self.stream
+            .send(Message::text(v.to_string()))
+            .await
+            .unwrap();
+    }
+
+    pub async fn send_text(&mut self, s: &str) {
+        self.stream.send(Message::text(s.to_owned())).await.unwrap();
+    }
+
+    /// The next JSON event, or `None` on close or timeout.
+    pub async fn next_event_within(&mut self, wait: Duration) -> Option<Value> {
+        loop {
+            match tokio::time::timeout(wait, self.stream.next()).await {
+                Ok(Some(Ok(Message::Text(t)))) => return Some(serde_json::from_str(&t).unwrap()),
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => {}
+                _ => return None,
+            }
+        }
+    }
+
+    /// Waits for the first event satisfying `pred`, skipping others.
+    pub async fn expect(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next_event_within(left).await {
+                Some(v) if pred(&v) => return v,
+                Some(_) => {}
+                None => panic!("timed out waiting for {what}"),
+            }
+        }
+    }
+
+    /// Asserts no event satisfying `pred` arrives within `wait`.
+    pub async fn expect_none(&mut self, what: &str, wait: Duration, pred: impl Fn(&Value) -> bool) {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            match self.next_event_within(left).await {
+                Some(v) if pred(&v) => panic!("unexpected {what}: {v}"),
+                Some(_) => {}
+                None => return,
+            }
+        }
+    }
+
+    /// Waits until the server closes the socket; returns the close code.
+    pub async fn expect_close(&mut self) -> Option<u16> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, self.stream.next()).await {
+                Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f| u16::from(f.code)),
+                Ok(Some(Ok(_))) => {}
+                Ok(Some(Err(_)) | None) => return None,
+                Err(_) => panic!("socket did not close"),
+            }
+        }
+    }
+}
+
+/// Tries an upgrade; the HTTP status when refused.
+pub async fn try_connect(url: &str, headers: &[(&str, &str)]) -> Result<Ws, u16> {
+    let mut request = url.into_client_request().unwrap();
+    for (k, v) in headers {
+        let name = reqwest::header::HeaderName::from_bytes(k.as_bytes()).unwrap();
+        request.headers_mut().insert(name, v.parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((stream, _)) => Ok(Ws { stream }),
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => Err(res.status().as_u16()),
+        Err(e) => panic!("connect failed: {e}"),
+    }
+}
+
+/// Whether `v` is a message event with this text.
+pub fn is_message(v: &Value, text: &str) -> bool {
+    v.get("action").is_none() && v["message"] == text
+}
+
+/// Whether `v` is a `user_status` event for `username` with this online state.
+pub fn is_status(v: &Value, username: &str, online: bool) -> bool {
+    v["action"] == "user_status" && v["username"] == username && v["is_online"] == online
+}
