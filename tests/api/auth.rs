@@ -1,18 +1,261 @@
 //! Registration, login, tokens and the error shape.
 
-use serde_json::json;
+use jsonwebtoken::{EncodingKey, Header};
+use serde_json::{Value, json};
 
-use crate::support::app::{Backend, TestApp};
+use crate::support::app::{Backend, SECRET, TestApp};
 
-#[tokio::test]
-async fn smoke() {
-    let app = TestApp::spawn(Backend::Memory).await;
-    let ann = app.user("ann").await;
-    let (status, body) = ann.get("/auth/me").await;
-    assert_eq!(status, 200);
+on_every_backend!(
+    register_returns_the_new_account,
+    usernames_and_emails_are_unique_regardless_of_case,
+    invalid_fields_are_named_in_a_422,
+    a_malformed_body_is_a_400,
+    login_accepts_a_form_or_json_and_a_username_or_email,
+    wrong_credentials_look_the_same_whether_or_not_the_user_exists,
+    requests_without_a_good_token_are_refused,
+    users_lists_everyone_else_by_username,
+    unknown_routes_answer_in_the_error_shape,
+);
+
+fn register_body(username: &str, email: &str, pw: &str, confirm: &str) -> Value {
+    json!({"username": username, "email": email, "password": pw, "password_confirm": confirm})
+}
+
+async fn post_register(app: &TestApp, body: Value) -> (u16, Value) {
+    let res = app
+        .client()
+        .post(app.url("/auth/register"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (res.status().as_u16(), res.json().await.unwrap())
+}
+
+async fn register_returns_the_new_account(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (status, body) = post_register(
+        &app,
+        register_body("ann", "ann@example.com", "password123", "password123"),
+    )
+    .await;
+    assert_eq!(status, 201);
+    assert_eq!(body["username"], "ann");
+    assert_eq!(body["email"], "ann@example.com");
+    assert!(body["id"].as_i64().unwrap() > 0);
+    assert!(body.get("password_hash").is_none() && body.get("password").is_none());
+    app.stop().await;
+}
+
+async fn usernames_and_emails_are_unique_regardless_of_case(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.user("ann").await;
+    let (status, body) = post_register(
+        &app,
+        register_body("ANN", "other@example.com", "password123", "password123"),
+    )
+    .await;
     assert_eq!(
-        body,
-        json!({"id": ann.id, "username": "ann", "email": "ann@example.com"})
+        (status, body["code"].as_str()),
+        (409, Some("username_taken"))
     );
+    let (status, body) = post_register(
+        &app,
+        register_body("annie", "Ann@Example.COM", "password123", "password123"),
+    )
+    .await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("email_taken")));
+    assert!(body["detail"].as_str().unwrap().len() > 10);
+    app.stop().await;
+}
+
+async fn invalid_fields_are_named_in_a_422(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    for (body, field) in [
+        (
+            register_body("an", "a@b.co", "password123", "password123"),
+            "username",
+        ),
+        (
+            register_body("ann b", "a@b.co", "password123", "password123"),
+            "username",
+        ),
+        (
+            register_body("ann", "not-an-email", "password123", "password123"),
+            "email",
+        ),
+        (register_body("ann", "a@b.co", "short", "short"), "password"),
+        (
+            register_body("ann", "a@b.co", "password123", "password124"),
+            "password_confirm",
+        ),
+        (
+            json!({"username": "ann", "email": "a@b.co", "password": "password123"}),
+            "password_confirm",
+        ),
+        (
+            json!({"username": 5, "email": "a@b.co", "password": "password123", "password_confirm": "password123"}),
+            "username",
+        ),
+    ] {
+        let (status, res) = post_register(&app, body.clone()).await;
+        assert_eq!(status, 422, "{body}");
+        assert_eq!(res["code"], "invalid_field");
+        assert_eq!(res["field"], field, "{body} -> {res}");
+        assert!(res["detail"].is_string());
+    }
+    // Nothing was stored by the refused requests.
+    let ann = app.user("ann").await;
+    assert_eq!(ann.get("/users").await.1, json!([]));
+    app.stop().await;
+}
+
+async fn a_malformed_body_is_a_400(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let res = app
+        .client()
+        .post(app.url("/auth/register"))
+        .header("content-type", "application/json")
+        .body("{\"username\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["code"], "malformed_body");
+    app.stop().await;
+}
+
+async fn login_accepts_a_form_or_json_and_a_username_or_email(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let ann = app.user("ann").await;
+    let form = app
+        .client()
+        .post(app.url("/auth/login"))
+        .form(&[("username", "ann@example.com"), ("password", "password123")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), 200);
+    let body: Value = form.json().await.unwrap();
+    assert_eq!(body["token_type"], "bearer");
+    let token = body["access_token"].as_str().unwrap();
+    let json_login = app
+        .client()
+        .post(app.url("/auth/login"))
+        .json(&json!({"username": "ANN", "password": "password123"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_login.status(), 200);
+    let me = app
+        .client()
+        .get(app.url("/auth/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(me["id"], ann.id);
+    app.stop().await;
+}
+
+async fn wrong_credentials_look_the_same_whether_or_not_the_user_exists(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.user("ann").await;
+    let mut answers = Vec::new();
+    for (user, pw) in [("ann", "wrong-password"), ("nobody", "password123")] {
+        let res = app
+            .client()
+            .post(app.url("/auth/login"))
+            .form(&[("username", user), ("password", pw)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401);
+        assert!(res.headers().get("set-cookie").is_none());
+        answers.push(res.json::<Value>().await.unwrap());
+    }
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(answers[0]["code"], "invalid_credentials");
+    app.stop().await;
+}
+
+fn token_for(user_id: i64, exp_offset_secs: i64, secret: &str) -> String {
+    let now = chrono::Utc::now().timestamp();
+    jsonwebtoken::encode(
+        &Header::default(),
+        &json!({"sub": user_id.to_string(), "jti": "t", "iat": now, "exp": now + exp_offset_secs}),
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+async fn requests_without_a_good_token_are_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let ann = app.user("ann").await;
+    let get = |token: Option<String>| {
+        let mut req = app.client().get(app.url("/chats"));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        async move {
+            let res = req.send().await.unwrap();
+            let status = res.status().as_u16();
+            (status, res.json::<Value>().await.unwrap()["code"].clone())
+        }
+    };
+    assert_eq!(get(None).await, (401, json!("not_authenticated")));
+    assert_eq!(
+        get(Some("garbage".into())).await,
+        (401, json!("not_authenticated"))
+    );
+    let forged = token_for(ann.id, 600, "another-secret-another-secret-another");
+    assert_eq!(get(Some(forged)).await, (401, json!("not_authenticated")));
+    let expired = token_for(ann.id, -60, SECRET);
+    assert_eq!(get(Some(expired)).await, (401, json!("token_expired")));
+    let valid = token_for(ann.id, 600, SECRET);
+    assert_eq!(get(Some(valid)).await.0, 200);
+    let ghost = token_for(9999, 600, SECRET);
+    assert_eq!(get(Some(ghost)).await.0, 401);
+    app.stop().await;
+}
+
+async fn users_lists_everyone_else_by_username(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let ann = app.user("ann").await;
+    app.user("Zed").await;
+    app.user("bob").await;
+    let (status, users) = ann.get("/users").await;
+    assert_eq!(status, 200);
+    let names: Vec<&str> = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["bob", "Zed"]);
+    assert_eq!(users[0]["is_online"], false);
+    assert_eq!(users[0]["last_seen"], Value::Null);
+    app.stop().await;
+}
+
+async fn unknown_routes_answer_in_the_error_shape(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let res = app
+        .client()
+        .get(app.url("/api/nope/x"))
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    let ct = res.headers()["content-type"].to_str().unwrap().to_owned();
+    // Unknown paths fall to the web client, which answers 404 for a missing file.
+    assert_eq!(status, 404);
+    assert!(ct.starts_with("application/json"), "{ct}");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["code"], "not_found");
     app.stop().await;
 }

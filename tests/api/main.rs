@@ -4,4 +4,24 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+/// Instantiates each listed test `async fn name(backend: Backend)` once per storage backend.
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(#[tokio::test] async fn $name() { super::$name($crate::support::app::Backend::Memory).await })*
+        }
+        mod sqlite {
+            $(#[tokio::test] async fn $name() { super::$name($crate::support::app::Backend::Sqlite).await })*
+        }
+        mod postgres {
+            $(#[tokio::test] async fn $name() { super::$name($crate::support::app::Backend::Postgres).await })*
+        }
+    };
+}
+
 mod auth;
+mod chats;
+mod cookies;
+mod groups;
+mod sockets;
+mod user_socket;

@@ -191,9 +191,11 @@ impl TestUser {
         .await
     }
 
-    /// Opens `/ws?token=...`.
+    /// Opens `/ws?token=...` and waits for its `ready` greeting.
     pub async fn ws_all(&self) -> Ws {
-        Ws::connect(&format!("ws://{}/ws?token={}", self.addr, self.token), &[]).await
+        let mut ws = Ws::connect(&format!("ws://{}/ws?token={}", self.addr, self.token), &[]).await;
+        ws.expect("ready", |v| v["action"] == "ready").await;
+        ws
     }
 }
 

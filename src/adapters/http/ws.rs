@@ -145,14 +145,26 @@ impl Session {
         chats: Vec<ChatId>,
         ws: WebSocket,
     ) {
+        // `/ws` greets with the chats it follows, so a client knows it is live; the original
+        // `/ws/{chat_id}` sends nothing its clients would not expect.
+        let ready = (scope == Scope::All).then(|| {
+            json!({"action": "ready", "user_id": me.id, "username": me.username.as_str(), "chat_ids": chats})
+                .to_string()
+        });
         let (conn, mut outbound) = state
             .registry
             .register(me.id, me.session.clone(), scope, chats);
         let session = Session { state, me, scope };
+        let (mut sink, mut stream) = ws.split();
+        if let Some(ready) = ready
+            && sink.send(Message::text(ready)).await.is_err()
+        {
+            session.state.registry.unregister(conn);
+            return;
+        }
         if let Err(e) = session.state.chats.connect(&session.me).await {
             tracing::error!(error = ?e, "presence on connect failed");
         }
-        let (mut sink, mut stream) = ws.split();
         let mut shutdown = session.state.shutdown.clone();
         let mut heartbeat = tokio::time::interval(HEARTBEAT);
         heartbeat.tick().await;

@@ -1,0 +1,200 @@
+//! Direct chats and history over HTTP.
+
+use serde_json::{Value, json};
+
+use crate::support::app::{Backend, TestApp};
+
+on_every_backend!(
+    opening_a_direct_chat_creates_it_once,
+    concurrent_opens_of_the_same_pair_yield_one_chat,
+    direct_chat_refusals,
+    chats_lists_the_other_member_as_title,
+    history_pages_back_and_catches_up,
+    history_is_for_members_only,
+);
+
+async fn opening_a_direct_chat_creates_it_once(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (ann, bob) = (app.user("ann").await, app.user("bob").await);
+    let (s1, b1) = ann.post(&format!("/chats/{}", bob.id), json!({})).await;
+    let (s2, b2) = ann.post(&format!("/chats/{}", bob.id), json!({})).await;
+    let (s3, b3) = bob.post(&format!("/chats/{}", ann.id), json!({})).await;
+    assert_eq!((s1, s2, s3), (201, 200, 200));
+    assert_eq!(b1["chat_id"], b2["chat_id"]);
+    assert_eq!(b1["chat_id"], b3["chat_id"]);
+    app.stop().await;
+}
+
+async fn concurrent_opens_of_the_same_pair_yield_one_chat(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (ann, bob) = (app.user("ann").await, app.user("bob").await);
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let (me, other) = if i % 2 == 0 {
+            (ann.clone(), bob.clone())
+        } else {
+            (bob.clone(), ann.clone())
+        };
+        tasks.push(tokio::spawn(async move {
+            me.post(&format!("/chats/{}", other.id), json!({})).await
+        }));
+    }
+    let mut ids = Vec::new();
+    let mut created = 0;
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        assert!(status == 200 || status == 201, "{status} {body}");
+        created += usize::from(status == 201);
+        ids.push(body["chat_id"].as_i64().unwrap());
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "one chat for the pair");
+    assert_eq!(created, 1, "exactly one request created it");
+    assert_eq!(ann.get("/chats").await.1.as_array().unwrap().len(), 1);
+    app.stop().await;
+}
+
+async fn direct_chat_refusals(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let ann = app.user("ann").await;
+    let (status, body) = ann.post(&format!("/chats/{}", ann.id), json!({})).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("chat_with_self"))
+    );
+    let (status, body) = ann.post("/chats/99999", json!({})).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("user_not_found"))
+    );
+    let (status, body) = ann.post("/chats/abc", json!({})).await;
+    assert_eq!((status, body["field"].as_str()), (422, Some("user_id")));
+    app.stop().await;
+}
+
+async fn chats_lists_the_other_member_as_title(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (ann, bob, cid) = (
+        app.user("ann").await,
+        app.user("bob").await,
+        app.user("cid").await,
+    );
+    let with_bob = ann.direct_with(&bob).await;
+    let with_cid = ann.direct_with(&cid).await;
+    ann.post(
+        &format!("/chats/{with_bob}/messages"),
+        json!({"message": "hi bob"}),
+    )
+    .await;
+    let (_, chats) = ann.get("/chats").await;
+    let chats = chats.as_array().unwrap();
+    assert_eq!(chats.len(), 2);
+    // Most recent activity first: the chat with a message, then the newer empty one.
+    assert_eq!(chats[0]["chat_id"], with_bob);
+    assert_eq!(chats[0]["username"], "bob");
+    assert_eq!(chats[0]["kind"], "direct");
+    assert_eq!(chats[0]["last_message"]["message"], "hi bob");
+    assert_eq!(chats[1]["chat_id"], with_cid);
+    assert_eq!(chats[1]["username"], "cid");
+    let (_, bobs) = bob.get("/chats").await;
+    assert_eq!(bobs[0]["username"], "ann");
+    assert_eq!(bobs[0]["unread"], 1);
+    let (_, cids) = cid.get("/chats").await;
+    assert_eq!(
+        cids.as_array().unwrap().len(),
+        1,
+        "cid sees only his own chat"
+    );
+    app.stop().await;
+}
+
+async fn post(user: &crate::support::app::TestUser, chat: i64, text: &str) -> i64 {
+    let (status, body) = user
+        .post(&format!("/chats/{chat}/messages"), json!({"message": text}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    body["id"].as_i64().unwrap()
+}
+
+fn texts(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["message"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn history_pages_back_and_catches_up(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (ann, bob) = (app.user("ann").await, app.user("bob").await);
+    let chat = ann.direct_with(&bob).await;
+    let mut ids = Vec::new();
+    for i in 0..60 {
+        let who = if i % 2 == 0 { &ann } else { &bob };
+        ids.push(post(who, chat, &format!("m{i}")).await);
+    }
+    let (status, latest) = bob.get(&format!("/chats/{chat}/messages")).await;
+    assert_eq!(status, 200);
+    let expected: Vec<String> = (10..60).map(|i| format!("m{i}")).collect();
+    assert_eq!(texts(&latest), expected, "latest 50, oldest first");
+    let first = &latest[0];
+    assert_eq!(first["username"], "ann");
+    assert_eq!(first["user_id"], ann.id);
+    assert_eq!(first["chat_id"], chat);
+    assert_eq!(first["time"].as_str().unwrap().len(), 5);
+    assert!(chrono::DateTime::parse_from_rfc3339(first["created_at"].as_str().unwrap()).is_ok());
+
+    let (_, older) = bob
+        .get(&format!(
+            "/chats/{chat}/messages?before={}&limit=20",
+            ids[10]
+        ))
+        .await;
+    let expected: Vec<String> = (0..10).map(|i| format!("m{i}")).collect();
+    assert_eq!(texts(&older), expected);
+
+    let (_, newer) = bob
+        .get(&format!("/chats/{chat}/messages?after={}&limit=5", ids[50]))
+        .await;
+    let expected: Vec<String> = (51..56).map(|i| format!("m{i}")).collect();
+    assert_eq!(texts(&newer), expected);
+
+    for bad in ["limit=0", "limit=201", "limit=x", "before=x"] {
+        let (status, body) = bob.get(&format!("/chats/{chat}/messages?{bad}")).await;
+        assert_eq!(status, 422, "{bad}");
+        assert_eq!(body["code"], "invalid_field");
+    }
+    app.stop().await;
+}
+
+async fn history_is_for_members_only(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (ann, bob, eve) = (
+        app.user("ann").await,
+        app.user("bob").await,
+        app.user("eve").await,
+    );
+    let chat = ann.direct_with(&bob).await;
+    post(&ann, chat, "secret").await;
+    let (status, body) = eve.get(&format!("/chats/{chat}/messages")).await;
+    assert_eq!((status, body["code"].as_str()), (403, Some("not_a_member")));
+    let (status, _) = eve
+        .post(
+            &format!("/chats/{chat}/messages"),
+            json!({"message": "let me in"}),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, body) = eve.get("/chats/424242/messages").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("chat_not_found"))
+    );
+    let (_, history) = ann.get(&format!("/chats/{chat}/messages")).await;
+    assert_eq!(
+        texts(&history),
+        ["secret"],
+        "the refused post stored nothing"
+    );
+    app.stop().await;
+}
