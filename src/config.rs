@@ -120,6 +120,12 @@ pub enum Database {
     Memory,
 }
 
+impl fmt::Debug for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
 impl Database {
     /// Where the data is, without credentials.
     pub fn describe(&self) -> String {

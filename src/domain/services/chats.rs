@@ -456,3 +456,284 @@ impl ChatService {
         self.member_access(chat, me.id).await.map(|(chat, _)| chat)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+    use mockall::predicate::{always, eq};
+
+    use super::*;
+    use crate::domain::{SessionId, Username};
+    use crate::ports::{MockChatRepo, MockClock, MockEventBus, MockMessageRepo, MockUserRepo};
+
+    #[derive(Default)]
+    struct Mocks {
+        users: MockUserRepo,
+        chats: MockChatRepo,
+        messages: MockMessageRepo,
+        bus: MockEventBus,
+    }
+
+    impl Mocks {
+        fn service(self) -> ChatService {
+            let mut clock = MockClock::new();
+            clock
+                .expect_now()
+                .returning(|| Utc.with_ymd_and_hms(2026, 5, 6, 7, 8, 9).unwrap());
+            ChatService::new(
+                Arc::new(self.users),
+                Arc::new(self.chats),
+                Arc::new(self.messages),
+                Arc::new(self.bus),
+                Arc::new(clock),
+                Limits::default(),
+            )
+        }
+    }
+
+    fn me() -> AuthUser {
+        AuthUser {
+            id: UserId(1),
+            username: Username::parse("ann").unwrap(),
+            session: SessionId("s".into()),
+            session_expires_at: Utc::now(),
+        }
+    }
+
+    fn chat(id: i64, kind: ChatKind, visibility: Visibility) -> Chat {
+        Chat {
+            id: ChatId(id),
+            kind,
+            name: (kind == ChatKind::Group).then(|| ChatName::parse("room").unwrap()),
+            visibility,
+            created_at: Utc::now(),
+        }
+    }
+
+    fn body(s: &str) -> MessageBody {
+        MessageBody::parse(s, 100).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_non_member_post_stores_and_publishes_nothing() {
+        let mut m = Mocks::default();
+        m.chats
+            .expect_access()
+            .with(eq(ChatId(9)), eq(UserId(1)))
+            .returning(|_, _| {
+                Ok(ChatAccess::Outsider(chat(
+                    9,
+                    ChatKind::Direct,
+                    Visibility::Private,
+                )))
+            });
+        m.messages.expect_insert().times(0);
+        m.bus.expect_publish().times(0);
+        let err = m
+            .service()
+            .post_message(&me(), ChatId(9), body("hi"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::NotAMember));
+    }
+
+    #[tokio::test]
+    async fn a_post_to_a_missing_chat_is_not_found() {
+        let mut m = Mocks::default();
+        m.chats
+            .expect_access()
+            .returning(|_, _| Ok(ChatAccess::NoSuchChat));
+        m.messages.expect_insert().times(0);
+        m.bus.expect_publish().times(0);
+        let err = m
+            .service()
+            .post_message(&me(), ChatId(9), body("hi"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::ChatNotFound));
+    }
+
+    #[tokio::test]
+    async fn a_member_post_is_stored_then_published_as_stored() {
+        let mut m = Mocks::default();
+        let mut seq = mockall::Sequence::new();
+        m.chats.expect_access().returning(|_, _| {
+            Ok(ChatAccess::Member(
+                chat(9, ChatKind::Direct, Visibility::Private),
+                Role::Member,
+            ))
+        });
+        m.messages
+            .expect_insert()
+            .withf(|n| {
+                n.chat_id == ChatId(9) && n.sender_id == UserId(1) && n.body.as_str() == "hi"
+            })
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_| Ok(MessageId(77)));
+        m.bus
+            .expect_publish()
+            .withf(|e| matches!(e, Event::MessagePosted(msg) if msg.id == MessageId(77) && msg.sender_username.as_str() == "ann"))
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_| Ok(()));
+        let msg = m
+            .service()
+            .post_message(&me(), ChatId(9), body("hi"))
+            .await
+            .unwrap();
+        assert_eq!(msg.id, MessageId(77));
+    }
+
+    #[tokio::test]
+    async fn a_failed_insert_publishes_nothing() {
+        let mut m = Mocks::default();
+        m.chats.expect_access().returning(|_, _| {
+            Ok(ChatAccess::Member(
+                chat(9, ChatKind::Direct, Visibility::Private),
+                Role::Member,
+            ))
+        });
+        m.messages
+            .expect_insert()
+            .returning(|_| Err(Error::unexpected(anyhow::anyhow!("disk full"))));
+        m.bus.expect_publish().times(0);
+        assert!(
+            m.service()
+                .post_message(&me(), ChatId(9), body("hi"))
+                .await
+                .is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn opening_a_chat_with_yourself_touches_nothing() {
+        let mut m = Mocks::default();
+        m.users.expect_find().times(0);
+        m.chats.expect_get_or_create_direct().times(0);
+        let err = m.service().open_direct(&me(), UserId(1)).await.unwrap_err();
+        assert!(matches!(err, Error::ChatWithSelf));
+    }
+
+    #[tokio::test]
+    async fn an_existing_direct_chat_is_not_announced_again() {
+        let mut m = Mocks::default();
+        m.users.expect_find().returning(|id| {
+            Ok(Some(crate::domain::User {
+                id,
+                username: Username::parse("bob").unwrap(),
+                email: crate::domain::Email::parse("b@b.co").unwrap(),
+                password_hash: String::new(),
+                created_at: Utc::now(),
+                last_seen: None,
+            }))
+        });
+        m.chats
+            .expect_get_or_create_direct()
+            .with(eq(UserId(1)), eq(UserId(2)), always())
+            .returning(|_, _, _| Ok((chat(5, ChatKind::Direct, Visibility::Private), false)));
+        m.bus.expect_publish().times(0);
+        let (c, created) = m.service().open_direct(&me(), UserId(2)).await.unwrap();
+        assert_eq!((c.id, created), (ChatId(5), false));
+    }
+
+    #[tokio::test]
+    async fn a_private_group_cannot_be_joined() {
+        let mut m = Mocks::default();
+        m.chats.expect_access().returning(|_, _| {
+            Ok(ChatAccess::Outsider(chat(
+                3,
+                ChatKind::Group,
+                Visibility::Private,
+            )))
+        });
+        m.chats.expect_add_member().times(0);
+        m.bus.expect_publish().times(0);
+        let err = m.service().join(&me(), ChatId(3)).await.unwrap_err();
+        assert!(matches!(err, Error::Forbidden(_)));
+    }
+
+    #[tokio::test]
+    async fn only_the_owner_removes_others() {
+        let mut m = Mocks::default();
+        m.chats.expect_access().returning(|_, _| {
+            Ok(ChatAccess::Member(
+                chat(3, ChatKind::Group, Visibility::Private),
+                Role::Member,
+            ))
+        });
+        m.chats.expect_remove_member().times(0);
+        m.bus.expect_publish().times(0);
+        let err = m
+            .service()
+            .remove_member(&me(), ChatId(3), UserId(2))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Forbidden(_)));
+    }
+
+    #[tokio::test]
+    async fn a_read_marker_that_does_not_move_is_not_announced() {
+        let mut m = Mocks::default();
+        m.chats.expect_access().returning(|_, _| {
+            Ok(ChatAccess::Member(
+                chat(9, ChatKind::Direct, Visibility::Private),
+                Role::Member,
+            ))
+        });
+        m.messages.expect_exists_in().returning(|_, _| Ok(true));
+        m.chats.expect_mark_read().returning(|_, _, _| Ok(false));
+        m.bus.expect_publish().times(0);
+        m.service()
+            .mark_read(&me(), ChatId(9), MessageId(4))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_second_tab_neither_announces_nor_stores_presence() {
+        let mut m = Mocks::default();
+        m.chats
+            .expect_chat_ids_of()
+            .times(1)
+            .returning(|_| Ok(vec![ChatId(9)]));
+        m.bus
+            .expect_publish()
+            .withf(|e| {
+                matches!(
+                    e,
+                    Event::UserStatus {
+                        is_online: true,
+                        ..
+                    }
+                )
+            })
+            .times(1)
+            .returning(|_| Ok(()));
+        m.users.expect_touch_last_seen().times(0);
+        let service = m.service();
+        service.connect(&me()).await.unwrap();
+        service.connect(&me()).await.unwrap();
+        service.disconnect(&me()).await.unwrap();
+        assert!(service.is_online(UserId(1)));
+    }
+
+    #[tokio::test]
+    async fn the_last_socket_closing_stores_last_seen_then_announces_it() {
+        let mut m = Mocks::default();
+        m.chats
+            .expect_chat_ids_of()
+            .returning(|_| Ok(vec![ChatId(9)]));
+        let when = Utc.with_ymd_and_hms(2026, 5, 6, 7, 8, 9).unwrap();
+        m.users
+            .expect_touch_last_seen()
+            .with(eq(UserId(1)), eq(when))
+            .times(1)
+            .returning(|_, _| Ok(()));
+        m.bus.expect_publish().times(2).returning(|_| Ok(()));
+        let service = m.service();
+        service.connect(&me()).await.unwrap();
+        service.disconnect(&me()).await.unwrap();
+        assert!(!service.is_online(UserId(1)));
+    }
+}
