@@ -23,5 +23,6 @@ mod auth;
 mod chats;
 mod cookies;
 mod groups;
+mod lifecycle;
 mod sockets;
 mod user_socket;

@@ -16,8 +16,9 @@ use super::dto::{MessageOut, rfc3339};
 use crate::domain::{ChatId, Event, EventKind, SessionId, UserId};
 use crate::ports::EventStream;
 
-/// How many events may wait for a slow socket before it is dropped.
-pub const QUEUE_DEPTH: usize = 256;
+/// How many events may wait for a slow socket before it is dropped. Slots hold shared bytes, so
+/// a deep queue costs little until it is used; bursts in a busy room need the depth.
+pub const QUEUE_DEPTH: usize = 1024;
 
 /// Identifies one open socket.
 pub type ConnId = u64;
