@@ -33,6 +33,14 @@ pub(crate) fn db_error(e: sqlx::Error) -> Error {
     Error::unexpected(e)
 }
 
+/// [`db_error`] for a statement whose only foreign keys name users.
+pub(crate) fn user_fk_error(e: sqlx::Error) -> Error {
+    match db_error(e) {
+        Error::ChatNotFound => Error::UserNotFound,
+        other => other,
+    }
+}
+
 #[derive(sqlx::FromRow)]
 pub(crate) struct UserRow {
     id: i64,
@@ -254,8 +262,8 @@ macro_rules! sql_store {
         use chrono::{DateTime, Utc};
 
         use $crate::adapters::sql::{
-            chat_columns, db_error, message_select, user_columns, AccessRow, ChatRow, MemberRow,
-            MessageRow, RoomRow, SummaryRow, UserRow,
+            chat_columns, db_error, message_select, user_columns, user_fk_error, AccessRow,
+            ChatRow, MemberRow, MessageRow, RoomRow, SummaryRow, UserRow,
         };
         use $crate::domain::error::{Error, Result};
         use $crate::domain::{
@@ -333,6 +341,31 @@ macro_rules! sql_store {
                     .map_err(db_error)?
                     .try_into()
             }
+
+            /// What a foreign-key violation on a row naming `chat` and `user` was about:
+            /// SQLite does not say which key failed. The chat is checked first.
+            async fn missing_chat_or_user(&self, chat: ChatId, user: UserId) -> Error {
+                let exists = |sql: &'static str, id: i64| async move {
+                    sqlx::query_scalar::<_, i64>(sql)
+                        .bind(id)
+                        .fetch_optional(&self.write)
+                        .await
+                        .map(|r| r.is_some())
+                        .map_err(db_error)
+                };
+                match exists("SELECT id FROM chats WHERE id = $1", chat.0).await {
+                    Ok(false) => return Error::ChatNotFound,
+                    Ok(true) => {}
+                    Err(e) => return e,
+                }
+                match exists("SELECT id FROM users WHERE id = $1", user.0).await {
+                    Ok(false) => Error::UserNotFound,
+                    Ok(true) => Error::unexpected(anyhow::anyhow!(
+                        "foreign key violation, yet chat {chat} and user {user} exist"
+                    )),
+                    Err(e) => e,
+                }
+            }
         }
 
         #[async_trait]
@@ -355,7 +388,7 @@ macro_rules! sql_store {
                 .bind(at)
                 .fetch_optional(&mut *tx)
                 .await
-                .map_err(db_error)?;
+                .map_err(user_fk_error)?;
                 let id = match created {
                     Some(id) => {
                         sqlx::query(
@@ -368,7 +401,7 @@ macro_rules! sql_store {
                         .bind(at)
                         .execute(&mut *tx)
                         .await
-                        .map_err(db_error)?;
+                        .map_err(user_fk_error)?;
                         id
                     }
                     None => sqlx::query_scalar(
@@ -411,10 +444,7 @@ macro_rules! sql_store {
                     .bind(group.created_at)
                     .execute(&mut *tx)
                     .await
-                    .map_err(|e| match db_error(e) {
-                        Error::ChatNotFound => Error::UserNotFound,
-                        other => other,
-                    })?;
+                    .map_err(user_fk_error)?;
                 }
                 tx.commit().await.map_err(db_error)?;
                 self.chat_by_id(id).await
@@ -440,7 +470,7 @@ macro_rules! sql_store {
                 let rows = sqlx::query_as::<_, MemberRow>(
                     "SELECT u.id, u.username, u.last_seen, m.role, m.last_read_message_id \
                      FROM chat_members m JOIN users u ON u.id = m.user_id \
-                     WHERE m.chat_id = $1 ORDER BY m.joined_at, m.user_id",
+                     WHERE m.chat_id = $1 ORDER BY m.seq",
                 )
                 .bind(chat.0)
                 .fetch_all(&self.read)
@@ -507,7 +537,7 @@ macro_rules! sql_store {
                 role: Role,
                 at: DateTime<Utc>,
             ) -> Result<bool> {
-                sqlx::query(
+                let inserted = sqlx::query(
                     "INSERT INTO chat_members (chat_id, user_id, role, joined_at) \
                      VALUES ($1, $2, $3, $4) ON CONFLICT (chat_id, user_id) DO NOTHING",
                 )
@@ -516,9 +546,16 @@ macro_rules! sql_store {
                 .bind(role.as_str())
                 .bind(at)
                 .execute(&self.write)
-                .await
-                .map(|r| r.rows_affected() == 1)
-                .map_err(db_error)
+                .await;
+                match inserted {
+                    Ok(r) => Ok(r.rows_affected() == 1),
+                    Err(e) => match db_error(e) {
+                        Error::ChatNotFound | Error::UserNotFound => {
+                            Err(self.missing_chat_or_user(chat, user).await)
+                        }
+                        other => Err(other),
+                    },
+                }
             }
 
             async fn remove_member(&self, chat: ChatId, user: UserId) -> Result<bool> {
@@ -584,7 +621,7 @@ macro_rules! sql_store {
         #[async_trait]
         impl MessageRepo for $store {
             async fn insert(&self, message: &NewMessage) -> Result<MessageId> {
-                sqlx::query_scalar::<_, i64>(
+                let inserted = sqlx::query_scalar::<_, i64>(
                     "INSERT INTO messages (chat_id, sender_id, body, created_at) \
                      VALUES ($1, $2, $3, $4) RETURNING id",
                 )
@@ -593,9 +630,16 @@ macro_rules! sql_store {
                 .bind(message.body.as_str())
                 .bind(message.created_at)
                 .fetch_one(&self.write)
-                .await
-                .map(MessageId)
-                .map_err(db_error)
+                .await;
+                match inserted {
+                    Ok(id) => Ok(MessageId(id)),
+                    Err(e) => match db_error(e) {
+                        Error::ChatNotFound | Error::UserNotFound => Err(self
+                            .missing_chat_or_user(message.chat_id, message.sender_id)
+                            .await),
+                        other => Err(other),
+                    },
+                }
             }
 
             async fn list(&self, chat: ChatId, page: HistoryPage) -> Result<Vec<Message>> {
@@ -648,9 +692,11 @@ macro_rules! sql_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(db_error)?;
+                // Revoked twice, a session stays revoked until the later of the two expiries.
                 sqlx::query(
                     "INSERT INTO revoked_sessions (jti, expires_at) VALUES ($1, $2) \
-                     ON CONFLICT (jti) DO NOTHING",
+                     ON CONFLICT (jti) DO UPDATE SET expires_at = excluded.expires_at \
+                     WHERE excluded.expires_at > revoked_sessions.expires_at",
                 )
                 .bind(&session.0)
                 .bind(expires_at)

@@ -272,12 +272,12 @@ impl ChatRepo for MemoryStore {
                         last_seen: u.last_seen,
                     }
                 });
-            let in_chat = s.messages.iter().filter(|(_, m)| m.chat_id == *chat_id);
+            let mut in_chat = s.messages.iter().filter(|(_, m)| m.chat_id == *chat_id);
             let unread = in_chat
                 .clone()
                 .filter(|(id, m)| m.sender_id != user && Some(**id) > mine.last_read)
                 .count();
-            let last_message = in_chat.last().map(|(id, m)| s.message(*id, m));
+            let last_message = in_chat.next_back().map(|(id, m)| s.message(*id, m));
             out.push(ChatSummary {
                 chat,
                 peer,
@@ -325,11 +325,11 @@ impl ChatRepo for MemoryStore {
         _at: DateTime<Utc>,
     ) -> Result<bool> {
         let mut s = self.lock();
-        if !s.users.contains_key(&user) {
-            return Err(Error::UserNotFound);
-        }
         if !s.chats.contains_key(&chat) {
             return Err(Error::ChatNotFound);
+        }
+        if !s.users.contains_key(&user) {
+            return Err(Error::UserNotFound);
         }
         if s.is_member(chat, user) {
             return Ok(false);
@@ -384,6 +384,9 @@ impl MessageRepo for MemoryStore {
         let mut s = self.lock();
         if !s.chats.contains_key(&new.chat_id) {
             return Err(Error::ChatNotFound);
+        }
+        if !s.users.contains_key(&new.sender_id) {
+            return Err(Error::UserNotFound);
         }
         let id = MessageId(s.next());
         s.messages.insert(
@@ -443,8 +446,12 @@ impl SessionRepo for MemoryStore {
     async fn revoke(&self, session: &SessionId, expires_at: DateTime<Utc>) -> Result<()> {
         let mut s = self.lock();
         let now = Utc::now();
-        s.revoked.retain(|_, exp| *exp > now);
-        s.revoked.insert(session.clone(), expires_at);
+        s.revoked.retain(|_, exp| *exp >= now);
+        // Revoked twice, a session stays revoked until the later of the two expiries.
+        s.revoked
+            .entry(session.clone())
+            .and_modify(|exp| *exp = (*exp).max(expires_at))
+            .or_insert(expires_at);
         Ok(())
     }
 

@@ -1,0 +1,1185 @@
+//! The storage contract: what `UserRepo`, `ChatRepo`, `MessageRepo` and `SessionRepo` promise
+//! (their `///` docs in `src/ports/mod.rs`), written once and run against every adapter:
+//! memory, SQLite (a file in a temp dir) and PostgreSQL (a fresh database per test).
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use parley::domain::{
+    Chat, ChatId, ChatKind, ChatName, Email, Error, HistoryPage, Member, MessageBody, MessageId,
+    NewGroup, NewMessage, NewUser, Peer, Role, SessionId, User, UserId, Username, Visibility,
+};
+use parley::ports::{ChatAccess, ChatRepo, MessageRepo, SessionRepo, UserRepo};
+
+/// Every storage port at once, as each adapter provides them.
+trait Store: UserRepo + ChatRepo + MessageRepo + SessionRepo {}
+impl<T: UserRepo + ChatRepo + MessageRepo + SessionRepo> Store for T {}
+
+// ---------------------------------------------------------------------------------------------
+// The adapters
+// ---------------------------------------------------------------------------------------------
+
+fn memory_store() -> parley::adapters::memory::MemoryStore {
+    parley::adapters::memory::MemoryStore::new()
+}
+
+/// A SQLite store on a file in a fresh temp dir, which lives as long as the returned guard.
+async fn sqlite_store() -> (parley::adapters::sqlite::SqliteStore, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let store = parley::adapters::sqlite::SqliteStore::connect(&url)
+        .await
+        .expect("open SQLite store");
+    (store, dir)
+}
+
+async fn postgres_store() -> parley::adapters::postgres::PgStore {
+    let url = support::postgres::fresh_database_url().await;
+    parley::adapters::postgres::PgStore::connect(&url, 10)
+        .await
+        .expect("open PostgreSQL store")
+}
+
+/// Runs each listed `async fn case<S: Store>(store: S)` once per adapter, each on its own
+/// fresh storage: `memory::case`, `sqlite::case`, `postgres::case`.
+macro_rules! contract {
+    ($($case:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(super::memory_store()).await;
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let (store, _dir) = super::sqlite_store().await;
+                    super::$case(store).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(super::postgres_store().await).await;
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    // users
+    create_returns_the_stored_user_with_an_id,
+    usernames_are_unique_without_regard_to_case,
+    emails_are_unique_without_regard_to_case,
+    find_by_login_matches_username_or_email_in_any_case,
+    unknown_users_are_not_found,
+    list_except_excludes_the_caller_and_orders_by_username_without_case,
+    touch_last_seen_is_stored_and_read_back,
+    // direct chats
+    concurrent_get_or_create_direct_for_one_pair_yields_one_chat,
+    another_pair_gets_another_direct_chat,
+    get_or_create_direct_with_an_unknown_user_fails_with_user_not_found,
+    // groups and membership
+    create_group_makes_the_owner_owner_and_collapses_duplicates,
+    create_group_with_an_unknown_member_fails_and_leaves_no_chat,
+    access_tells_no_such_chat_outsider_and_member,
+    members_are_listed_in_joining_order_with_roles_and_last_read,
+    add_member_is_idempotent,
+    add_member_of_an_unknown_user_or_to_an_unknown_chat_fails,
+    remove_member_reports_whether_it_removed,
+    set_role_changes_a_members_role,
+    set_role_of_a_non_member_fails_with_not_a_member,
+    // chat lists
+    list_for_user_shows_only_the_users_chats_with_the_peer_of_direct_ones,
+    list_for_user_counts_unread_messages_of_others_after_the_marker,
+    list_for_user_puts_recent_messages_first_then_newest_empty_chats,
+    list_public_lists_public_groups_by_name_with_counts_and_membership,
+    // read markers
+    mark_read_only_moves_forward,
+    mark_read_by_a_non_member_fails_with_not_a_member,
+    // messages
+    insert_returns_increasing_ids,
+    list_latest_returns_the_newest_oldest_first,
+    paging_back_with_before_covers_the_history_without_gaps,
+    after_returns_the_oldest_messages_after_an_id,
+    before_and_after_together_bound_the_page_on_both_sides,
+    other_chats_messages_never_appear,
+    exists_in_is_true_only_for_the_messages_chat,
+    insert_into_a_missing_chat_fails_with_chat_not_found,
+    insert_by_an_unknown_sender_fails_with_user_not_found,
+    // sessions
+    revoked_sessions_are_remembered,
+    revoking_twice_is_fine_and_keeps_the_later_expiry,
+    expired_revocations_are_forgotten_on_the_next_revoke,
+);
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+/// A fixed instant with microseconds, the precision every adapter keeps, plus `secs`.
+fn at(secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(1_714_564_800_123_456).unwrap() + Duration::seconds(secs)
+}
+
+/// Now, truncated to microseconds.
+fn now() -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).unwrap()
+}
+
+fn new_user(username: &str, email: &str) -> NewUser {
+    NewUser {
+        username: Username::parse(username).unwrap(),
+        email: Email::parse(email).unwrap(),
+        password_hash: format!("$argon2id$v=19$hash-of-{username}"),
+        created_at: at(0),
+    }
+}
+
+async fn user<S: Store>(s: &S, username: &str) -> User {
+    UserRepo::create(s, &new_user(username, &format!("{username}@example.com")))
+        .await
+        .unwrap_or_else(|e| panic!("create {username}: {e:?}"))
+}
+
+async fn group<S: Store>(
+    s: &S,
+    name: &str,
+    visibility: Visibility,
+    owner: &User,
+    members: &[&User],
+) -> Chat {
+    s.create_group(&NewGroup {
+        name: ChatName::parse(name).unwrap(),
+        visibility,
+        owner: owner.id,
+        members: members.iter().map(|u| u.id).collect(),
+        created_at: at(10),
+    })
+    .await
+    .unwrap_or_else(|e| panic!("create group {name}: {e:?}"))
+}
+
+async fn direct<S: Store>(s: &S, a: &User, b: &User) -> Chat {
+    s.get_or_create_direct(a.id, b.id, at(10)).await.unwrap().0
+}
+
+fn new_message(chat: ChatId, sender: &User, body: &str, secs: i64) -> NewMessage {
+    NewMessage {
+        chat_id: chat,
+        sender_id: sender.id,
+        body: MessageBody::from_trusted(body.to_owned()),
+        created_at: at(secs),
+    }
+}
+
+async fn post<S: Store>(s: &S, chat: ChatId, sender: &User, body: &str) -> MessageId {
+    s.insert(&new_message(chat, sender, body, 100))
+        .await
+        .unwrap_or_else(|e| panic!("insert into {chat}: {e:?}"))
+}
+
+/// Posts `n` messages "0", "1", ... and returns their ids.
+async fn post_many<S: Store>(s: &S, chat: ChatId, sender: &User, n: usize) -> Vec<MessageId> {
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        ids.push(post(s, chat, sender, &i.to_string()).await);
+    }
+    ids
+}
+
+async fn page<S: Store>(
+    s: &S,
+    chat: ChatId,
+    before: Option<MessageId>,
+    after: Option<MessageId>,
+    limit: u32,
+) -> Vec<MessageId> {
+    s.list(
+        chat,
+        HistoryPage {
+            before,
+            after,
+            limit,
+        },
+    )
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|m| m.id)
+    .collect()
+}
+
+fn member_ids(members: &[Member]) -> Vec<UserId> {
+    members.iter().map(|m| m.user_id).collect()
+}
+
+fn names(users: &[User]) -> Vec<&str> {
+    users.iter().map(|u| u.username.as_str()).collect()
+}
+
+fn session(id: &str) -> SessionId {
+    SessionId(id.to_owned())
+}
+
+const NO_CHAT: ChatId = ChatId(987_654_321);
+
+// ---------------------------------------------------------------------------------------------
+// Users
+// ---------------------------------------------------------------------------------------------
+
+async fn create_returns_the_stored_user_with_an_id<S: Store>(s: S) {
+    let new = new_user("Ann", "Ann@Example.com");
+
+    let ann = UserRepo::create(&s, &new).await.unwrap();
+    let bob = user(&s, "bob").await;
+
+    assert_eq!(ann.username.as_str(), "Ann");
+    assert_eq!(ann.email.as_str(), "Ann@Example.com");
+    assert_eq!(ann.password_hash, new.password_hash);
+    assert_eq!(ann.created_at, new.created_at);
+    assert_eq!(ann.last_seen, None);
+    assert_ne!(ann.id, bob.id);
+    assert_eq!(s.find(ann.id).await.unwrap(), Some(ann.clone()));
+    assert_eq!(s.find(bob.id).await.unwrap(), Some(bob));
+}
+
+async fn usernames_are_unique_without_regard_to_case<S: Store>(s: S) {
+    let ann = user(&s, "Ann").await;
+
+    let err = UserRepo::create(&s, &new_user("ann", "other@example.com"))
+        .await
+        .unwrap_err();
+
+    assert!(matches!(err, Error::UsernameTaken), "got {err:?}");
+    assert_eq!(s.find_by_login("other@example.com").await.unwrap(), None);
+    assert_eq!(s.list_except(ann.id).await.unwrap(), vec![]);
+}
+
+async fn emails_are_unique_without_regard_to_case<S: Store>(s: S) {
+    let ann = UserRepo::create(&s, &new_user("ann", "ann@example.com"))
+        .await
+        .unwrap();
+
+    let err = UserRepo::create(&s, &new_user("annie", "ANN@Example.COM"))
+        .await
+        .unwrap_err();
+
+    assert!(matches!(err, Error::EmailTaken), "got {err:?}");
+    assert_eq!(s.find_by_login("annie").await.unwrap(), None);
+    assert_eq!(s.list_except(ann.id).await.unwrap(), vec![]);
+}
+
+async fn find_by_login_matches_username_or_email_in_any_case<S: Store>(s: S) {
+    let ann = UserRepo::create(&s, &new_user("Ann", "ann.smith@example.com"))
+        .await
+        .unwrap();
+    let bob = user(&s, "bob").await;
+
+    for login in [
+        "Ann",
+        "ann",
+        "ANN",
+        "ann.smith@example.com",
+        "Ann.Smith@EXAMPLE.com",
+    ] {
+        let found = s.find_by_login(login).await.unwrap();
+        assert_eq!(found.as_ref(), Some(&ann), "login {login:?}");
+    }
+    assert_eq!(s.find_by_login("BOB").await.unwrap(), Some(bob));
+}
+
+async fn unknown_users_are_not_found<S: Store>(s: S) {
+    let ann = user(&s, "ann").await;
+
+    assert_eq!(s.find(UserId(ann.id.0 + 1000)).await.unwrap(), None);
+    assert_eq!(s.find_by_login("nobody").await.unwrap(), None);
+    assert_eq!(s.find_by_login("nobody@example.com").await.unwrap(), None);
+    assert_eq!(s.find_by_login("an").await.unwrap(), None);
+}
+
+async fn list_except_excludes_the_caller_and_orders_by_username_without_case<S: Store>(s: S) {
+    for name in ["bob", "Carol", "alice", "Dave", "erin"] {
+        user(&s, name).await;
+    }
+    let carol = s.find_by_login("carol").await.unwrap().unwrap();
+
+    let others = s.list_except(carol.id).await.unwrap();
+
+    assert_eq!(names(&others), ["alice", "bob", "Dave", "erin"]);
+    let everyone = s.list_except(UserId(-1)).await.unwrap();
+    assert_eq!(names(&everyone), ["alice", "bob", "Carol", "Dave", "erin"]);
+}
+
+async fn touch_last_seen_is_stored_and_read_back<S: Store>(s: S) {
+    let ann = user(&s, "ann").await;
+    let bob = user(&s, "bob").await;
+    let seen = at(3600);
+
+    s.touch_last_seen(ann.id, seen).await.unwrap();
+
+    let found = s.find(ann.id).await.unwrap().unwrap();
+    assert_eq!(found.last_seen, Some(seen));
+    assert_eq!(s.find(bob.id).await.unwrap().unwrap().last_seen, None);
+    let by_login = s.find_by_login("ann").await.unwrap().unwrap();
+    assert_eq!(by_login.last_seen, Some(seen));
+
+    let later = seen + Duration::microseconds(1_234_567);
+    s.touch_last_seen(ann.id, later).await.unwrap();
+    assert_eq!(
+        s.list_except(bob.id).await.unwrap()[0].last_seen,
+        Some(later)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Direct chats
+// ---------------------------------------------------------------------------------------------
+
+async fn concurrent_get_or_create_direct_for_one_pair_yields_one_chat<S: Store>(s: S) {
+    let s = Arc::new(s);
+    let a = user(&*s, "ann").await;
+    let b = user(&*s, "bob").await;
+
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let s = s.clone();
+            let (x, y) = if i % 2 == 0 {
+                (a.id, b.id)
+            } else {
+                (b.id, a.id)
+            };
+            tokio::spawn(async move { s.get_or_create_direct(x, y, at(10)).await })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.unwrap().unwrap());
+    }
+
+    let ids: HashSet<ChatId> = results.iter().map(|(c, _)| c.id).collect();
+    assert_eq!(ids.len(), 1, "chats: {ids:?}");
+    assert_eq!(results.iter().filter(|(_, created)| *created).count(), 1);
+    let chat = &results[0].0;
+    assert!(results.iter().all(|(c, _)| c == chat));
+    assert_eq!(chat.kind, ChatKind::Direct);
+    assert_eq!(chat.name, None);
+    assert_eq!(chat.visibility, Visibility::Private);
+    assert_eq!(chat.created_at, at(10));
+    let members = s.members(chat.id).await.unwrap();
+    let got: HashSet<UserId> = member_ids(&members).into_iter().collect();
+    assert_eq!(got, HashSet::from([a.id, b.id]));
+    assert_eq!(members.len(), 2);
+    assert!(members.iter().all(|m| m.role == Role::Member));
+}
+
+async fn another_pair_gets_another_direct_chat<S: Store>(s: S) {
+    let a = user(&s, "ann").await;
+    let b = user(&s, "bob").await;
+    let c = user(&s, "cid").await;
+    let (ab, _) = s.get_or_create_direct(a.id, b.id, at(10)).await.unwrap();
+
+    let (ac, created) = s.get_or_create_direct(c.id, a.id, at(20)).await.unwrap();
+    let (again, created_again) = s.get_or_create_direct(a.id, c.id, at(30)).await.unwrap();
+
+    assert!(created);
+    assert_ne!(ac.id, ab.id);
+    assert_eq!(again, ac);
+    assert!(!created_again);
+    let got: HashSet<UserId> = member_ids(&s.members(ac.id).await.unwrap())
+        .into_iter()
+        .collect();
+    assert_eq!(got, HashSet::from([a.id, c.id]));
+}
+
+async fn get_or_create_direct_with_an_unknown_user_fails_with_user_not_found<S: Store>(s: S) {
+    let ann = user(&s, "ann").await;
+    let ghost = UserId(ann.id.0 + 1000);
+
+    let err = s
+        .get_or_create_direct(ann.id, ghost, at(10))
+        .await
+        .unwrap_err();
+    let reversed = s
+        .get_or_create_direct(ghost, ann.id, at(10))
+        .await
+        .unwrap_err();
+
+    assert!(matches!(err, Error::UserNotFound), "got {err:?}");
+    assert!(matches!(reversed, Error::UserNotFound), "got {reversed:?}");
+    assert_eq!(s.chat_ids_of(ann.id).await.unwrap(), vec![]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Groups and membership
+// ---------------------------------------------------------------------------------------------
+
+async fn create_group_makes_the_owner_owner_and_collapses_duplicates<S: Store>(s: S) {
+    let m1 = user(&s, "mia").await;
+    let m2 = user(&s, "max").await;
+    let owner = user(&s, "olga").await;
+
+    let chat = s
+        .create_group(&NewGroup {
+            name: ChatName::parse("Book club").unwrap(),
+            visibility: Visibility::Public,
+            owner: owner.id,
+            members: vec![m1.id, m2.id, m1.id, owner.id, m2.id],
+            created_at: at(5),
+        })
+        .await
+        .unwrap();
+
+    assert_eq!(chat.kind, ChatKind::Group);
+    assert_eq!(chat.name.as_ref().map(ChatName::as_str), Some("Book club"));
+    assert_eq!(chat.visibility, Visibility::Public);
+    assert_eq!(chat.created_at, at(5));
+    let members = s.members(chat.id).await.unwrap();
+    let roles: Vec<(UserId, Role)> = members.iter().map(|m| (m.user_id, m.role)).collect();
+    assert_eq!(
+        roles,
+        [
+            (owner.id, Role::Owner),
+            (m1.id, Role::Member),
+            (m2.id, Role::Member)
+        ]
+    );
+    assert_eq!(
+        s.access(chat.id, owner.id).await.unwrap(),
+        ChatAccess::Member(chat.clone(), Role::Owner)
+    );
+    assert_eq!(
+        s.access(chat.id, m2.id).await.unwrap(),
+        ChatAccess::Member(chat, Role::Member)
+    );
+}
+
+async fn create_group_with_an_unknown_member_fails_and_leaves_no_chat<S: Store>(s: S) {
+    let owner = user(&s, "olga").await;
+    let m1 = user(&s, "mia").await;
+
+    let err = s
+        .create_group(&NewGroup {
+            name: ChatName::parse("Ghosts").unwrap(),
+            visibility: Visibility::Public,
+            owner: owner.id,
+            members: vec![m1.id, UserId(m1.id.0 + 1000)],
+            created_at: at(5),
+        })
+        .await
+        .unwrap_err();
+
+    assert!(matches!(err, Error::UserNotFound), "got {err:?}");
+    assert_eq!(s.list_for_user(owner.id).await.unwrap(), vec![]);
+    assert_eq!(s.list_for_user(m1.id).await.unwrap(), vec![]);
+    assert_eq!(s.chat_ids_of(owner.id).await.unwrap(), vec![]);
+    assert_eq!(s.list_public(owner.id).await.unwrap(), vec![]);
+}
+
+async fn access_tells_no_such_chat_outsider_and_member<S: Store>(s: S) {
+    let owner = user(&s, "olga").await;
+    let member = user(&s, "mia").await;
+    let outsider = user(&s, "otto").await;
+    let chat = group(&s, "Club", Visibility::Private, &owner, &[&member]).await;
+
+    assert_eq!(
+        s.access(NO_CHAT, owner.id).await.unwrap(),
+        ChatAccess::NoSuchChat
+    );
+    assert_eq!(
+        s.access(chat.id, outsider.id).await.unwrap(),
+        ChatAccess::Outsider(chat.clone())
+    );
+    assert_eq!(
+        s.access(chat.id, member.id).await.unwrap(),
+        ChatAccess::Member(chat.clone(), Role::Member)
+    );
+    assert_eq!(
+        s.access(chat.id, owner.id).await.unwrap(),
+        ChatAccess::Member(chat, Role::Owner)
+    );
+}
+
+async fn members_are_listed_in_joining_order_with_roles_and_last_read<S: Store>(s: S) {
+    // Created in reverse, so that ids run against the joining order.
+    let m3 = user(&s, "moe").await;
+    let m2 = user(&s, "max").await;
+    let m1 = user(&s, "mia").await;
+    let owner = user(&s, "olga").await;
+    let chat = group(&s, "Club", Visibility::Private, &owner, &[&m1]).await;
+    assert!(
+        s.add_member(chat.id, m2.id, Role::Member, at(20))
+            .await
+            .unwrap()
+    );
+    // Same instant as m2: joining order is the order of the calls.
+    assert!(
+        s.add_member(chat.id, m3.id, Role::Member, at(20))
+            .await
+            .unwrap()
+    );
+    let msg = post(&s, chat.id, &owner, "hi").await;
+    s.mark_read(chat.id, m1.id, msg).await.unwrap();
+    let seen = now();
+    s.touch_last_seen(m2.id, seen).await.unwrap();
+
+    let members = s.members(chat.id).await.unwrap();
+
+    assert_eq!(
+        members,
+        vec![
+            Member {
+                user_id: owner.id,
+                username: owner.username.clone(),
+                last_seen: None,
+                role: Role::Owner,
+                last_read: None,
+            },
+            Member {
+                user_id: m1.id,
+                username: m1.username.clone(),
+                last_seen: None,
+                role: Role::Member,
+                last_read: Some(msg),
+            },
+            Member {
+                user_id: m2.id,
+                username: m2.username.clone(),
+                last_seen: Some(seen),
+                role: Role::Member,
+                last_read: None,
+            },
+            Member {
+                user_id: m3.id,
+                username: m3.username.clone(),
+                last_seen: None,
+                role: Role::Member,
+                last_read: None,
+            },
+        ]
+    );
+    assert_eq!(s.members(NO_CHAT).await.unwrap(), vec![]);
+}
+
+async fn add_member_is_idempotent<S: Store>(s: S) {
+    let owner = user(&s, "olga").await;
+    let newcomer = user(&s, "nina").await;
+    let chat = group(&s, "Club", Visibility::Public, &owner, &[]).await;
+
+    let first = s
+        .add_member(chat.id, newcomer.id, Role::Member, at(20))
+        .await
+        .unwrap();
+    let second = s
+        .add_member(chat.id, newcomer.id, Role::Owner, at(30))
+        .await
+        .unwrap();
+
+    assert!(first);
+    assert!(!second);
+    assert_eq!(
+        member_ids(&s.members(chat.id).await.unwrap()),
+        [owner.id, newcomer.id]
+    );
+    assert_eq!(
+        s.access(chat.id, newcomer.id).await.unwrap(),
+        ChatAccess::Member(chat, Role::Member)
+    );
+}
+
+async fn add_member_of_an_unknown_user_or_to_an_unknown_chat_fails<S: Store>(s: S) {
+    let owner = user(&s, "olga").await;
+    let nina = user(&s, "nina").await;
+    let chat = group(&s, "Club", Visibility::Public, &owner, &[]).await;
+
+    let no_user = s
+        .add_member(chat.id, UserId(nina.id.0 + 1000), Role::Member, at(20))
+        .await
+        .unwrap_err();
+    let no_chat = s
+        .add_member(NO_CHAT, nina.id, Role::Member, at(20))
+        .await
+        .unwrap_err();
+    let neither = s
+        .add_member(NO_CHAT, UserId(nina.id.0 + 1000), Role::Member, at(20))
+        .await
+        .unwrap_err();
+
+    assert!(matches!(no_user, Error::UserNotFound), "got {no_user:?}");
+    assert!(matches!(no_chat, Error::ChatNotFound), "got {no_chat:?}");
+    assert!(matches!(neither, Error::ChatNotFound), "got {neither:?}");
+    assert_eq!(member_ids(&s.members(chat.id).await.unwrap()), [owner.id]);
+    assert_eq!(s.chat_ids_of(nina.id).await.unwrap(), vec![]);
+}
+
+async fn remove_member_reports_whether_it_removed<S: Store>(s: S) {
+    let owner = user(&s, "olga").await;
+    let mia = user(&s, "mia").await;
+    let chat = group(&s, "Club", Visibility::Private, &owner, &[&mia]).await;
+
+    let first = s.remove_member(chat.id, mia.id).await.unwrap();
+    let second = s.remove_member(chat.id, mia.id).await.unwrap();
+
+    assert!(first);
+    assert!(!second);
+    assert_eq!(
+        s.access(chat.id, mia.id).await.unwrap(),
+        ChatAccess::Outsider(chat.clone())
+    );
+    assert_eq!(member_ids(&s.members(chat.id).await.unwrap()), [owner.id]);
+    assert!(!s.remove_member(NO_CHAT, mia.id).await.unwrap());
+}
+
+async fn set_role_changes_a_members_role<S: Store>(s: S) {
+    let owner = user(&s, "olga").await;
+    let mia = user(&s, "mia").await;
+    let chat = group(&s, "Club", Visibility::Private, &owner, &[&mia]).await;
+
+    s.set_role(chat.id, mia.id, Role::Owner).await.unwrap();
+    s.set_role(chat.id, owner.id, Role::Member).await.unwrap();
+
+    assert_eq!(
+        s.access(chat.id, mia.id).await.unwrap(),
+        ChatAccess::Member(chat.clone(), Role::Owner)
+    );
+    let roles: Vec<(UserId, Role)> = s
+        .members(chat.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| (m.user_id, m.role))
+        .collect();
+    assert_eq!(roles, [(owner.id, Role::Member), (mia.id, Role::Owner)]);
+}
+
+async fn set_role_of_a_non_member_fails_with_not_a_member<S: Store>(s: S) {
+    let owner = user(&s, "olga").await;
+    let otto = user(&s, "otto").await;
+    let chat = group(&s, "Club", Visibility::Private, &owner, &[]).await;
+
+    let err = s.set_role(chat.id, otto.id, Role::Owner).await.unwrap_err();
+    let no_chat = s
+        .set_role(NO_CHAT, owner.id, Role::Member)
+        .await
+        .unwrap_err();
+
+    assert!(matches!(err, Error::NotAMember), "got {err:?}");
+    assert!(matches!(no_chat, Error::NotAMember), "got {no_chat:?}");
+    assert_eq!(
+        s.access(chat.id, otto.id).await.unwrap(),
+        ChatAccess::Outsider(chat)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Chat lists
+// ---------------------------------------------------------------------------------------------
+
+async fn list_for_user_shows_only_the_users_chats_with_the_peer_of_direct_ones<S: Store>(s: S) {
+    let ann = user(&s, "ann").await;
+    let bob = user(&s, "bob").await;
+    let cid = user(&s, "cid").await;
+    let seen = now();
+    s.touch_last_seen(bob.id, seen).await.unwrap();
+    let with_bob = direct(&s, &bob, &ann).await;
+    let club = group(&s, "Club", Visibility::Private, &cid, &[&ann]).await;
+    let _bob_cid = direct(&s, &bob, &cid).await;
+    let _cids = group(&s, "Cid only", Visibility::Public, &cid, &[&bob]).await;
+
+    let list = s.list_for_user(ann.id).await.unwrap();
+
+    let chats: Vec<ChatId> = list.iter().map(|c| c.chat.id).collect();
+    assert_eq!(chats, [club.id, with_bob.id]);
+    assert_eq!(list[0].chat, club);
+    assert_eq!(list[0].peer, None);
+    assert_eq!(list[1].chat, with_bob);
+    assert_eq!(
+        list[1].peer,
+        Some(Peer {
+            id: bob.id,
+            username: bob.username.clone(),
+            last_seen: Some(seen),
+        })
+    );
+    let bobs_view = s.list_for_user(bob.id).await.unwrap();
+    let peer_of_bob = bobs_view.iter().find(|c| c.chat.id == with_bob.id).unwrap();
+    assert_eq!(peer_of_bob.peer.as_ref().map(|p| p.id), Some(ann.id));
+    let mut ids = s.chat_ids_of(ann.id).await.unwrap();
+    ids.sort();
+    assert_eq!(ids, [with_bob.id, club.id]);
+}
+
+async fn list_for_user_counts_unread_messages_of_others_after_the_marker<S: Store>(s: S) {
+    let ann = user(&s, "ann").await;
+    let bob = user(&s, "bob").await;
+    let cid = user(&s, "cid").await;
+    let club = group(&s, "Club", Visibility::Private, &ann, &[&bob, &cid]).await;
+    let elsewhere = group(&s, "Elsewhere", Visibility::Private, &bob, &[&ann]).await;
+    let b1 = post(&s, club.id, &bob, "b1").await;
+    post(&s, club.id, &ann, "a1").await;
+    let c1 = post(&s, club.id, &cid, "c1").await;
+    post(&s, elsewhere.id, &bob, "not in club").await;
+    post(&s, club.id, &bob, "b2").await;
+    let last = s
+        .insert(&new_message(club.id, &ann, "a2", 200))
+        .await
+        .unwrap();
+
+    let unread = |list: Vec<parley::domain::ChatSummary>| {
+        list.into_iter()
+            .find(|c| c.chat.id == club.id)
+            .map(|c| (c.unread, c.last_message))
+            .unwrap()
+    };
+    let (before_marker, last_message) = unread(s.list_for_user(ann.id).await.unwrap());
+    s.mark_read(club.id, ann.id, b1).await.unwrap();
+    let (after_b1, _) = unread(s.list_for_user(ann.id).await.unwrap());
+    s.mark_read(club.id, ann.id, c1).await.unwrap();
+    let (after_c1, _) = unread(s.list_for_user(ann.id).await.unwrap());
+    s.mark_read(club.id, ann.id, last).await.unwrap();
+    let (after_all, _) = unread(s.list_for_user(ann.id).await.unwrap());
+
+    assert_eq!(before_marker, 3, "b1, c1, b2 are others' and unread");
+    assert_eq!(after_b1, 2);
+    assert_eq!(after_c1, 1);
+    assert_eq!(after_all, 0);
+    let last_message = last_message.expect("a last message");
+    assert_eq!(last_message.id, last);
+    assert_eq!(last_message.chat_id, club.id);
+    assert_eq!(last_message.sender_id, ann.id);
+    assert_eq!(last_message.sender_username, ann.username);
+    assert_eq!(last_message.body.as_str(), "a2");
+    assert_eq!(last_message.created_at, at(200));
+    let (bobs_unread, _) = unread(s.list_for_user(bob.id).await.unwrap());
+    assert_eq!(bobs_unread, 3, "a1, c1, a2 for bob");
+}
+
+async fn list_for_user_puts_recent_messages_first_then_newest_empty_chats<S: Store>(s: S) {
+    let ann = user(&s, "ann").await;
+    let bob = user(&s, "bob").await;
+    let c1 = group(&s, "First", Visibility::Private, &ann, &[]).await;
+    let c2 = direct(&s, &ann, &bob).await;
+    let c3 = group(&s, "Third", Visibility::Private, &bob, &[&ann]).await;
+    let c4 = group(&s, "Fourth", Visibility::Private, &ann, &[&bob]).await;
+    let c5 = group(&s, "Fifth", Visibility::Public, &ann, &[]).await;
+    post(&s, c3.id, &bob, "old").await;
+    post(&s, c1.id, &ann, "older").await;
+    post(&s, c3.id, &bob, "newest").await;
+    post(&s, c2.id, &bob, "middle").await;
+    post(&s, c3.id, &ann, "newest of all").await;
+
+    let list = s.list_for_user(ann.id).await.unwrap();
+
+    let order: Vec<ChatId> = list.iter().map(|c| c.chat.id).collect();
+    assert_eq!(order, [c3.id, c2.id, c1.id, c5.id, c4.id]);
+    let last: Vec<Option<&str>> = list
+        .iter()
+        .map(|c| c.last_message.as_ref().map(|m| m.body.as_str()))
+        .collect();
+    assert_eq!(
+        last,
+        [
+            Some("newest of all"),
+            Some("middle"),
+            Some("older"),
+            None,
+            None
+        ]
+    );
+}
+
+async fn list_public_lists_public_groups_by_name_with_counts_and_membership<S: Store>(s: S) {
+    let viewer = user(&s, "vic").await;
+    let ann = user(&s, "ann").await;
+    let bob = user(&s, "bob").await;
+    let beta = group(&s, "beta", Visibility::Public, &viewer, &[&ann]).await;
+    let alpha = group(&s, "Alpha", Visibility::Public, &ann, &[&bob]).await;
+    s.add_member(alpha.id, viewer.id, Role::Member, at(20))
+        .await
+        .unwrap();
+    s.remove_member(alpha.id, viewer.id).await.unwrap();
+    let gamma = group(&s, "Gamma", Visibility::Public, &bob, &[]).await;
+    group(&s, "Aardvark", Visibility::Private, &viewer, &[&ann, &bob]).await;
+    direct(&s, &viewer, &ann).await;
+
+    let rooms = s.list_public(viewer.id).await.unwrap();
+
+    let got: Vec<(ChatId, &str, i64, bool)> = rooms
+        .iter()
+        .map(|r| (r.chat_id, r.name.as_str(), r.members_count, r.is_member))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (alpha.id, "Alpha", 2, false),
+            (beta.id, "beta", 2, true),
+            (gamma.id, "Gamma", 1, false),
+        ]
+    );
+    let for_bob: Vec<bool> = s
+        .list_public(bob.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.is_member)
+        .collect();
+    assert_eq!(for_bob, [true, false, true]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Read markers
+// ---------------------------------------------------------------------------------------------
+
+async fn mark_read_only_moves_forward<S: Store>(s: S) {
+    let ann = user(&s, "ann").await;
+    let bob = user(&s, "bob").await;
+    let chat = direct(&s, &ann, &bob).await;
+    let ids = post_many(&s, chat.id, &bob, 3).await;
+    let last_read = |members: Vec<Member>| {
+        members
+            .into_iter()
+            .find(|m| m.user_id == ann.id)
+            .unwrap()
+            .last_read
+    };
+
+    let to_second = s.mark_read(chat.id, ann.id, ids[1]).await.unwrap();
+    let back_to_first = s.mark_read(chat.id, ann.id, ids[0]).await.unwrap();
+    let same_again = s.mark_read(chat.id, ann.id, ids[1]).await.unwrap();
+    let marker = last_read(s.members(chat.id).await.unwrap());
+    let to_third = s.mark_read(chat.id, ann.id, ids[2]).await.unwrap();
+
+    assert!(to_second);
+    assert!(!back_to_first);
+    assert!(!same_again);
+    assert_eq!(marker, Some(ids[1]));
+    assert!(to_third);
+    assert_eq!(last_read(s.members(chat.id).await.unwrap()), Some(ids[2]));
+}
+
+async fn mark_read_by_a_non_member_fails_with_not_a_member<S: Store>(s: S) {
+    let ann = user(&s, "ann").await;
+    let bob = user(&s, "bob").await;
+    let otto = user(&s, "otto").await;
+    let chat = direct(&s, &ann, &bob).await;
+    let id = post(&s, chat.id, &bob, "hi").await;
+
+    let outsider = s.mark_read(chat.id, otto.id, id).await.unwrap_err();
+    let no_chat = s.mark_read(NO_CHAT, ann.id, id).await.unwrap_err();
+
+    assert!(matches!(outsider, Error::NotAMember), "got {outsider:?}");
+    assert!(matches!(no_chat, Error::NotAMember), "got {no_chat:?}");
+    assert!(s.mark_read(chat.id, ann.id, id).await.unwrap());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messages
+// ---------------------------------------------------------------------------------------------
+
+async fn insert_returns_increasing_ids<S: Store>(s: S) {
+    let ann = user(&s, "ann").await;
+    let bob = user(&s, "bob").await;
+    let one = direct(&s, &ann, &bob).await;
+    let two = group(&s, "Club", Visibility::Private, &ann, &[]).await;
+
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let chat = if i % 2 == 0 { one.id } else { two.id };
+        ids.push(post(&s, chat, &ann, &format!("m{i}")).await);
+    }
+
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids {ids:?}");
+}
+
+async fn list_latest_returns_the_newest_oldest_first<S: Store>(s: S) {
+    let ann = user(&s, "ann").await;
+    let bob = user(&s, "bob").await;
+    let chat = direct(&s, &ann, &bob).await;
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        let sender = if i % 2 == 0 { &ann } else { &bob };
+        let id = s
+            .insert(&new_message(chat.id, sender, &format!("m{i}"), i))
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+
+    let latest = s.list(chat.id, HistoryPage::latest(3)).await.unwrap();
+    let all = s.list(chat.id, HistoryPage::latest(50)).await.unwrap();
+
+    let got: Vec<(MessageId, &str, UserId, &str, DateTime<Utc>)> = latest
+        .iter()
+        .map(|m| {
+            (
+                m.id,
+                m.body.as_str(),
+                m.sender_id,
+                m.sender_username.as_str(),
+                m.created_at,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (ids[7], "m7", bob.id, "bob", at(7)),
+            (ids[8], "m8", ann.id, "ann", at(8)),
+            (ids[9], "m9", bob.id, "bob", at(9)),
+        ]
+    );
+    assert!(latest.iter().all(|m| m.chat_id == chat.id));
+    assert_eq!(all.iter().map(|m| m.id).collect::<Vec<_>>(), ids);
+}
+
+async fn paging_back_with_before_covers_the_history_without_gaps<S: Store>(s: S) {
+    let ann = user(&s, "ann").await;
+    let bob = user(&s, "bob").await;
+    let chat = direct(&s, &ann, &bob).await;
+    let other = group(&s, "Other", Visibility::Private, &ann, &[]).await;
+    let mut ids = Vec::new();
+    for i in 0..120 {
+        ids.push(post(&s, chat.id, &ann, &i.to_string()).await);
+        if i % 7 == 0 {
+            post(&s, other.id, &ann, "noise").await;
+        }
+    }
+
+    let mut pages = Vec::new();
+    let mut before = None;
+    loop {
+        let page = page(&s, chat.id, before, None, 50).await;
+        if page.is_empty() {
+            break;
+        }
+        before = Some(page[0]);
+        pages.push(page);
+        assert!(pages.len() <= 3, "more pages than expected");
+    }
+
+    let sizes: Vec<usize> = pages.iter().map(Vec::len).collect();
+    assert_eq!(sizes, [50, 50, 20]);
+    let stitched: Vec<MessageId> = pages.into_iter().rev().flatten().collect();
+    assert_eq!(stitched, ids);
+}
+
+async fn after_returns_the_oldest_messages_after_an_id<S: Store>(s: S) {
+    let ann = user(&s, "ann").await;
+    let chat = group(&s, "Club", Visibility::Private, &ann, &[]).await;
+    let ids = post_many(&s, chat.id, &ann, 20).await;
+
+    let next = page(&s, chat.id, None, Some(ids[9]), 5).await;
+    let rest = page(&s, chat.id, None, Some(ids[17]), 5).await;
+    let none = page(&s, chat.id, None, Some(ids[19]), 5).await;
+
+    assert_eq!(next, ids[10..15]);
+    assert_eq!(rest, ids[18..20]);
+    assert_eq!(none, vec![]);
+}
+
+async fn before_and_after_together_bound_the_page_on_both_sides<S: Store>(s: S) {
+    let ann = user(&s, "ann").await;
+    let chat = group(&s, "Club", Visibility::Private, &ann, &[]).await;
+    let ids = post_many(&s, chat.id, &ann, 15).await;
+
+    let newest_three = page(&s, chat.id, Some(ids[10]), Some(ids[2]), 3).await;
+    let everything_between = page(&s, chat.id, Some(ids[10]), Some(ids[2]), 100).await;
+    let nothing_between = page(&s, chat.id, Some(ids[5]), Some(ids[4]), 100).await;
+
+    assert_eq!(newest_three, ids[7..10]);
+    assert_eq!(everything_between, ids[3..10]);
+    assert_eq!(nothing_between, vec![]);
+}
+
+async fn other_chats_messages_never_appear<S: Store>(s: S) {
+    let ann = user(&s, "ann").await;
+    let bob = user(&s, "bob").await;
+    let mine = direct(&s, &ann, &bob).await;
+    let theirs = group(&s, "Theirs", Visibility::Public, &bob, &[]).await;
+    let mut my_ids = Vec::new();
+    let mut their_ids = Vec::new();
+    for i in 0..6 {
+        their_ids.push(post(&s, theirs.id, &bob, &format!("t{i}")).await);
+        my_ids.push(post(&s, mine.id, &ann, &format!("m{i}")).await);
+    }
+
+    let latest = s.list(mine.id, HistoryPage::latest(100)).await.unwrap();
+    let before = page(&s, mine.id, Some(my_ids[5]), None, 100).await;
+    let after = page(&s, mine.id, None, Some(my_ids[0]), 100).await;
+    let between = page(&s, mine.id, Some(my_ids[5]), Some(my_ids[0]), 100).await;
+
+    assert!(latest.iter().all(|m| m.chat_id == mine.id));
+    assert_eq!(latest.iter().map(|m| m.id).collect::<Vec<_>>(), my_ids);
+    assert_eq!(before, my_ids[..5]);
+    assert_eq!(after, my_ids[1..]);
+    assert_eq!(between, my_ids[1..5]);
+    assert_eq!(page(&s, theirs.id, None, None, 100).await, their_ids);
+    assert_eq!(page(&s, NO_CHAT, None, None, 100).await, vec![]);
+}
+
+async fn exists_in_is_true_only_for_the_messages_chat<S: Store>(s: S) {
+    let ann = user(&s, "ann").await;
+    let one = group(&s, "One", Visibility::Private, &ann, &[]).await;
+    let two = group(&s, "Two", Visibility::Private, &ann, &[]).await;
+    let id = post(&s, one.id, &ann, "hi").await;
+
+    assert!(s.exists_in(one.id, id).await.unwrap());
+    assert!(!s.exists_in(two.id, id).await.unwrap());
+    assert!(!s.exists_in(NO_CHAT, id).await.unwrap());
+    assert!(!s.exists_in(one.id, MessageId(id.0 + 1000)).await.unwrap());
+}
+
+async fn insert_into_a_missing_chat_fails_with_chat_not_found<S: Store>(s: S) {
+    let ann = user(&s, "ann").await;
+    let chat = group(&s, "Club", Visibility::Private, &ann, &[]).await;
+
+    let err = s
+        .insert(&new_message(NO_CHAT, &ann, "lost", 0))
+        .await
+        .unwrap_err();
+
+    assert!(matches!(err, Error::ChatNotFound), "got {err:?}");
+    assert_eq!(page(&s, NO_CHAT, None, None, 10).await, vec![]);
+    let next = post(&s, chat.id, &ann, "still works").await;
+    assert_eq!(page(&s, chat.id, None, None, 10).await, [next]);
+}
+
+async fn insert_by_an_unknown_sender_fails_with_user_not_found<S: Store>(s: S) {
+    let ann = user(&s, "ann").await;
+    let chat = group(&s, "Club", Visibility::Private, &ann, &[]).await;
+    let ghost = NewMessage {
+        sender_id: UserId(ann.id.0 + 1000),
+        ..new_message(chat.id, &ann, "boo", 0)
+    };
+
+    let err = s.insert(&ghost).await.unwrap_err();
+
+    assert!(matches!(err, Error::UserNotFound), "got {err:?}");
+    assert_eq!(page(&s, chat.id, None, None, 10).await, vec![]);
+    assert!(
+        s.list_for_user(ann.id).await.unwrap()[0]
+            .last_message
+            .is_none()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sessions
+// ---------------------------------------------------------------------------------------------
+
+async fn revoked_sessions_are_remembered<S: Store>(s: S) {
+    let a = session("session-a");
+    let b = session("session-b");
+    assert!(!s.is_revoked(&a).await.unwrap());
+
+    s.revoke(&a, now() + Duration::hours(1)).await.unwrap();
+
+    assert!(s.is_revoked(&a).await.unwrap());
+    assert!(!s.is_revoked(&b).await.unwrap());
+}
+
+async fn revoking_twice_is_fine_and_keeps_the_later_expiry<S: Store>(s: S) {
+    let a = session("session-a");
+    s.revoke(&a, now() + Duration::hours(1)).await.unwrap();
+
+    s.revoke(&a, now() + Duration::hours(1)).await.unwrap();
+    s.revoke(&a, now() - Duration::hours(1)).await.unwrap();
+    s.revoke(&session("session-b"), now() + Duration::hours(1))
+        .await
+        .unwrap();
+
+    assert!(
+        s.is_revoked(&a).await.unwrap(),
+        "a is revoked until its later expiry"
+    );
+}
+
+async fn expired_revocations_are_forgotten_on_the_next_revoke<S: Store>(s: S) {
+    let expired = session("expired");
+    let live = session("live");
+    s.revoke(&expired, now() - Duration::minutes(1))
+        .await
+        .unwrap();
+    s.revoke(&live, now() + Duration::hours(1)).await.unwrap();
+
+    s.revoke(&session("next"), now() + Duration::hours(1))
+        .await
+        .unwrap();
+
+    assert!(!s.is_revoked(&expired).await.unwrap());
+    assert!(s.is_revoked(&live).await.unwrap());
+    assert!(s.is_revoked(&session("next")).await.unwrap());
+}
+
+// ---------------------------------------------------------------------------------------------
+// SQLite only
+// ---------------------------------------------------------------------------------------------
+
+/// Many writers through one store queue instead of failing with `database is locked`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_concurrent_writers_all_succeed() {
+    let (store, _dir) = sqlite_store().await;
+    let s = Arc::new(store);
+    let ann = user(&*s, "ann").await;
+    let chat = group(&*s, "Busy", Visibility::Private, &ann, &[]).await;
+
+    let tasks: Vec<_> = (0..50)
+        .map(|t| {
+            let s = s.clone();
+            let ann = ann.clone();
+            tokio::spawn(async move {
+                let mut ids = Vec::new();
+                for i in 0..20 {
+                    let body = format!("{t}/{i}");
+                    ids.push(s.insert(&new_message(chat.id, &ann, &body, i)).await?);
+                }
+                Ok::<_, Error>(ids)
+            })
+        })
+        .collect();
+    let mut written = Vec::new();
+    for task in tasks {
+        let ids = task
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("insert: {e:?}"));
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+        written.extend(ids);
+    }
+
+    let mut listed = Vec::new();
+    let mut before = None;
+    loop {
+        let page = s
+            .list(
+                chat.id,
+                HistoryPage {
+                    before,
+                    after: None,
+                    limit: HistoryPage::MAX_LIMIT,
+                },
+            )
+            .await
+            .unwrap();
+        let Some(first) = page.first() else { break };
+        before = Some(first.id);
+        listed.splice(0..0, page);
+    }
+
+    assert_eq!(written.len(), 1000);
+    assert_eq!(listed.len(), 1000);
+    written.sort();
+    assert_eq!(listed.iter().map(|m| m.id).collect::<Vec<_>>(), written);
+    let bodies: HashSet<&str> = listed.iter().map(|m| m.body.as_str()).collect();
+    assert_eq!(bodies.len(), 1000);
+}
