@@ -36,10 +36,14 @@ CREATE TABLE chat_members (
     user_id              BIGINT      NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     role                 TEXT        NOT NULL DEFAULT 'member' CHECK (role IN ('owner', 'member')),
     joined_at            TIMESTAMPTZ NOT NULL,
+    -- Numbers memberships in joining order: joined_at cannot, since a group's owner and first
+    -- members join at the same instant.
+    seq                  BIGINT GENERATED ALWAYS AS IDENTITY,
     last_read_message_id BIGINT,
     PRIMARY KEY (chat_id, user_id)
 );
 CREATE INDEX chat_members_user_idx ON chat_members (user_id);
+CREATE INDEX chat_members_chat_seq_idx ON chat_members (chat_id, seq);
 
 CREATE TABLE messages (
     id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

@@ -29,12 +29,15 @@ CREATE TABLE chats (
 );
 
 CREATE TABLE chat_members (
+    -- Numbers memberships in joining order (a rowid alias); joined_at cannot, since a group's
+    -- owner and first members join at the same instant.
+    seq                  INTEGER PRIMARY KEY,
     chat_id              INTEGER NOT NULL REFERENCES chats (id) ON DELETE CASCADE,
     user_id              INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     role                 TEXT NOT NULL DEFAULT 'member' CHECK (role IN ('owner', 'member')),
     joined_at            TEXT NOT NULL,
     last_read_message_id INTEGER,
-    PRIMARY KEY (chat_id, user_id)
+    CONSTRAINT chat_members_pkey UNIQUE (chat_id, user_id)
 );
 CREATE INDEX chat_members_user_idx ON chat_members (user_id);
 

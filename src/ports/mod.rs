@@ -70,7 +70,7 @@ pub trait ChatRepo: Send + Sync + 'static {
     /// (in either order) yield one chat.
     ///
     /// # Errors
-    /// `Unexpected` on storage failure only.
+    /// `UserNotFound` when either user does not exist.
     async fn get_or_create_direct(
         &self,
         a: UserId,
@@ -117,7 +117,7 @@ pub trait ChatRepo: Send + Sync + 'static {
     /// Adds `user` to `chat`; false when they already were a member.
     ///
     /// # Errors
-    /// `UserNotFound` / `ChatNotFound` when either does not exist.
+    /// `ChatNotFound` when the chat does not exist, else `UserNotFound` when the user does not.
     async fn add_member(
         &self,
         chat: ChatId,
@@ -152,7 +152,8 @@ pub trait MessageRepo: Send + Sync + 'static {
     /// Stores a message and returns its id, which is greater than every earlier one's.
     ///
     /// # Errors
-    /// `ChatNotFound` when the chat does not exist.
+    /// `ChatNotFound` when the chat does not exist, else `UserNotFound` when the sender does
+    /// not.
     async fn insert(&self, message: &NewMessage) -> Result<MessageId>;
 
     /// A page of a chat's history, oldest first: the newest `limit` messages older than
@@ -173,7 +174,8 @@ pub trait MessageRepo: Send + Sync + 'static {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait SessionRepo: Send + Sync + 'static {
-    /// Remembers that `session` no longer works; forgets sessions already expired.
+    /// Remembers that `session` no longer works until `expires_at` (revoking again keeps the
+    /// later time); forgets revocations already expired.
     ///
     /// # Errors
     /// `Unexpected` on storage failure only.

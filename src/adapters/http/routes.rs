@@ -380,7 +380,7 @@ pub async fn mark_read(req: &mut Request, depot: &mut Depot) -> Result<StatusCod
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Liveness and storage health.
+/// Liveness: answers `ok` while the server accepts requests.
 #[endpoint(tags("ops"), status_codes(200))]
 pub async fn health() -> &'static str {
     "ok"

@@ -4,6 +4,7 @@
 //! shutdown, unregistering on every way out.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -12,6 +13,7 @@ use salvo::prelude::*;
 use salvo::websocket::{Message, WebSocket, WebSocketUpgrade};
 use serde::Deserialize;
 use serde_json::json;
+use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::HttpState;
@@ -168,47 +170,52 @@ impl Session {
         let mut shutdown = session.state.shutdown.clone();
         let mut heartbeat = tokio::time::interval(HEARTBEAT);
         heartbeat.tick().await;
-        let mut alive = true;
-        let close: Option<(u16, &str)> = loop {
-            tokio::select! {
-                frame = stream.next() => match frame {
-                    Some(Ok(msg)) => {
-                        alive = true;
-                        if msg.is_close() {
-                            break None;
-                        }
-                        if let Some(reply) = session.handle(&msg, conn).await
-                            && sink.send(Message::text(reply)).await.is_err()
-                        {
-                            break None;
-                        }
-                    }
-                    Some(Err(e)) => {
-                        tracing::debug!(error = %e, "socket read failed");
-                        break Some((1009, "frame too large or malformed"));
-                    }
-                    None => break None,
-                },
-                out = outbound.recv() => match out {
-                    Some(Outbound::Frame(bytes)) => {
-                        if sink.send(Message::text(bytes)).await.is_err() {
-                            break None;
-                        }
-                    }
-                    Some(Outbound::Close(code, reason)) => break Some((code, reason)),
-                    None => break Some((1013, "too slow; reconnect and catch up")),
-                },
-                _ = heartbeat.tick() => {
-                    if !alive {
-                        break None;
-                    }
-                    alive = false;
-                    if sink.send(Message::ping(Vec::new())).await.is_err() {
-                        break None;
-                    }
+        let alive = AtomicBool::new(true);
+        let (reply_tx, mut replies) = mpsc::channel::<String>(16);
+        // Reading and writing run side by side, so that while a client's frame is being
+        // stored, events keep flowing out to it instead of piling up in its queue.
+        let reader = async {
+            while let Some(frame) = stream.next().await {
+                let Ok(msg) = frame else {
+                    return Some((1009, "frame too large or malformed"));
+                };
+                alive.store(true, Ordering::Relaxed);
+                if msg.is_close() {
+                    return None;
                 }
-                _ = shutdown.changed() => break Some((1001, "server is shutting down")),
+                if let Some(reply) = session.handle(&msg, conn).await
+                    && reply_tx.send(reply).await.is_err()
+                {
+                    return None;
+                }
             }
+            None
+        };
+        let writer = async {
+            loop {
+                let sent = tokio::select! {
+                    out = outbound.recv() => match out {
+                        Some(Outbound::Frame(bytes)) => sink.send(Message::text(bytes)).await,
+                        Some(Outbound::Close(code, reason)) => return Some((code, reason)),
+                        None => return Some((1013, "too slow; reconnect and catch up")),
+                    },
+                    Some(reply) = replies.recv() => sink.send(Message::text(reply)).await,
+                    _ = heartbeat.tick() => {
+                        if !alive.swap(false, Ordering::Relaxed) {
+                            return None;
+                        }
+                        sink.send(Message::ping(Vec::new())).await
+                    }
+                    _ = shutdown.changed() => return Some((1001, "server is shutting down")),
+                };
+                if sent.is_err() {
+                    return None;
+                }
+            }
+        };
+        let close: Option<(u16, &str)> = tokio::select! {
+            close = reader => close,
+            close = writer => close,
         };
         session.state.registry.unregister(conn);
         if let Some((code, reason)) = close {
