@@ -1,10 +1,14 @@
 //! Password hashing with argon2id at the OWASP parameters (m = 19456 KiB, t = 2, p = 1). Each
-//! hash costs tens of milliseconds of CPU, so it runs on tokio's blocking pool, never on the
-//! async executor.
+//! hash costs tens of milliseconds of CPU and 19 MiB of memory, so it runs on tokio's blocking
+//! pool, never on the async executor, and no more run at once than there are cores: a burst of
+//! logins queues instead of spawning hundreds of threads holding 19 MiB each.
 
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 use argon2::{Algorithm, Argon2, Params, Version};
+use std::sync::Arc;
+
 use async_trait::async_trait;
+use tokio::sync::Semaphore;
 
 use crate::domain::Password;
 use crate::domain::error::{Error, Result};
@@ -14,6 +18,7 @@ use crate::ports::PasswordHasher;
 #[derive(Clone)]
 pub struct Argon2Hasher {
     params: Params,
+    permits: Arc<Semaphore>,
 }
 
 impl Default for Argon2Hasher {
@@ -34,7 +39,23 @@ impl Argon2Hasher {
     /// When the parameters are outside argon2's valid ranges.
     pub fn with_params(m_cost_kib: u32, t_cost: u32, p_cost: u32) -> Self {
         let params = Params::new(m_cost_kib, t_cost, p_cost, None).expect("valid argon2 params");
-        Self { params }
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self {
+            params,
+            permits: Arc::new(Semaphore::new(cores)),
+        }
+    }
+
+    /// Runs one hashing job on the blocking pool once a core is free for it.
+    async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(Argon2<'static>) -> T + Send + 'static,
+    ) -> Result<T> {
+        let _permit = self.permits.acquire().await.map_err(Error::unexpected)?;
+        let argon2 = self.argon2();
+        tokio::task::spawn_blocking(move || job(argon2))
+            .await
+            .map_err(Error::unexpected)
     }
 
     fn argon2(&self) -> Argon2<'static> {
@@ -45,29 +66,25 @@ impl Argon2Hasher {
 #[async_trait]
 impl PasswordHasher for Argon2Hasher {
     async fn hash(&self, password: &Password) -> Result<String> {
-        let argon2 = self.argon2();
         let password = password.clone();
-        tokio::task::spawn_blocking(move || {
+        self.run(move |argon2| {
             argon2
                 .hash_password(password.expose().as_bytes())
                 .map(|h| h.to_string())
                 .map_err(|e| Error::unexpected(anyhow::anyhow!("argon2 hash: {e}")))
         })
-        .await
-        .map_err(Error::unexpected)?
+        .await?
     }
 
     async fn verify(&self, password: &Password, hash: &str) -> Result<bool> {
-        let argon2 = self.argon2();
         let password = password.clone();
         let hash = hash.to_owned();
-        tokio::task::spawn_blocking(move || {
+        self.run(move |argon2| {
             argon2
                 .verify_password(password.expose().as_bytes(), hash.as_str())
                 .is_ok()
         })
         .await
-        .map_err(Error::unexpected)
     }
 }
 
@@ -97,5 +114,24 @@ mod tests {
             .await
             .unwrap();
         assert!(hash.contains("m=19456,t=2,p=1"), "{hash}");
+    }
+
+    #[tokio::test]
+    async fn the_login_decoy_is_a_well_formed_owasp_hash_that_matches_nothing() {
+        // Well-formed, so verifying against it costs a full hash like a real user's would.
+        let decoy = crate::domain::services::DECOY_HASH;
+        let parsed = argon2::password_hash::phc::PasswordHash::new(decoy).expect("decoy parses");
+        let params = Params::try_from(&parsed).unwrap();
+        let owasp = Params::new(19_456, 2, 1, None).unwrap();
+        assert_eq!(
+            (params.m_cost(), params.t_cost(), params.p_cost()),
+            (owasp.m_cost(), owasp.t_cost(), owasp.p_cost())
+        );
+        let h = Argon2Hasher::default();
+        assert!(
+            !h.verify(&Password::for_login("password123"), decoy)
+                .await
+                .unwrap()
+        );
     }
 }

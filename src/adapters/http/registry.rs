@@ -18,7 +18,7 @@ use crate::ports::EventStream;
 
 /// How many events may wait for a slow socket before it is dropped. Slots hold shared bytes, so
 /// a deep queue costs little until it is used; bursts in a busy room need the depth.
-pub const QUEUE_DEPTH: usize = 1024;
+pub const QUEUE_DEPTH: usize = 4096;
 
 /// Identifies one open socket.
 pub type ConnId = u64;

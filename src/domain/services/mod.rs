@@ -5,4 +5,5 @@ mod auth;
 mod chats;
 
 pub use auth::AuthService;
+pub(crate) use auth::DECOY_HASH;
 pub use chats::{ChatService, Limits};
