@@ -32,7 +32,7 @@ const HEARTBEAT: Duration = Duration::from_secs(30);
 /// Small buffers: an idle socket should cost a few KiB, not tungstenite's 128 KiB defaults.
 fn socket_config() -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(1024)
         .write_buffer_size(0)
         .max_write_buffer_size(256 * 1024)
         .max_message_size(Some(MAX_FRAME))

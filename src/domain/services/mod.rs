@@ -5,5 +5,6 @@ mod auth;
 mod chats;
 
 pub use auth::AuthService;
+#[cfg(test)]
 pub(crate) use auth::DECOY_HASH;
 pub use chats::{ChatService, Limits};
