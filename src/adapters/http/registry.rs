@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::dto::{MessageOut, rfc3339};
-use crate::domain::{ChatId, Event, EventKind, SessionId, UserId};
+use crate::domain::{ChatId, Event, EventKind, SessionId, UserId, Username};
 use crate::ports::EventStream;
 
 /// How many events may wait for a slow socket before it is dropped. Slots hold shared bytes, so
@@ -127,6 +127,23 @@ impl Inner {
         }
     }
 
+    /// Serializes `body` once and queues it on the sockets of `chat`, but not those of `except`.
+    fn broadcast(&mut self, chat: ChatId, except: Option<UserId>, body: &impl serde::Serialize) {
+        let ids = self.chat_conns(chat, except);
+        if !ids.is_empty() {
+            self.send(ids, &frame(body));
+        }
+    }
+
+    /// Makes every `/ws` socket of `user` follow `chat`.
+    fn follow_everywhere(&mut self, user: UserId, chat: ChatId) {
+        for id in self.user_conns(user) {
+            if self.conns.get(&id).is_some_and(|c| c.scope == Scope::All) {
+                self.subscribe(id, chat);
+            }
+        }
+    }
+
     /// The sockets of `chat`, but not those of `except`.
     fn chat_conns(&self, chat: ChatId, except: Option<UserId>) -> Vec<ConnId> {
         self.by_chat
@@ -217,9 +234,7 @@ impl Registry {
         let mut inner = self.lock();
         match event {
             Event::MessagePosted(m) => {
-                let frame = frame(&MessageOut::from(m));
-                let ids = inner.chat_conns(m.chat_id, None);
-                inner.send(ids, &frame);
+                inner.broadcast(m.chat_id, None, &MessageOut::from(m));
             }
             Event::Typing {
                 chat_id,
@@ -231,11 +246,8 @@ impl Registry {
                     EventKind::Typing => "typing",
                     EventKind::StopTyping => "stop_typing",
                 };
-                let frame = frame(&json!({
-                    "action": action, "chat_id": chat_id, "user_id": user_id, "username": username.as_str(),
-                }));
-                let ids = inner.chat_conns(*chat_id, Some(*user_id));
-                inner.send(ids, &frame);
+                let body = about(action, *chat_id, *user_id, username);
+                inner.broadcast(*chat_id, Some(*user_id), &body);
             }
             Event::UserStatus {
                 chat_ids,
@@ -245,13 +257,10 @@ impl Registry {
                 last_seen,
             } => {
                 for chat_id in chat_ids {
-                    let frame = frame(&json!({
-                        "action": "user_status", "chat_id": chat_id, "user_id": user_id,
-                        "username": username.as_str(), "is_online": is_online,
-                        "last_seen": last_seen.map(rfc3339),
-                    }));
-                    let ids = inner.chat_conns(*chat_id, None);
-                    inner.send(ids, &frame);
+                    let mut body = about("user_status", *chat_id, *user_id, username);
+                    body["is_online"] = json!(is_online);
+                    body["last_seen"] = json!(last_seen.map(rfc3339));
+                    inner.broadcast(*chat_id, None, &body);
                 }
             }
             Event::ChatCreated {
@@ -259,48 +268,36 @@ impl Registry {
                 kind,
                 members,
             } => {
-                let frame = frame(&json!({
-                    "action": "chat_created", "chat_id": chat_id, "kind": kind.as_str(),
-                }));
                 for user in members {
-                    let ids = inner.user_conns(*user);
-                    for id in &ids {
-                        if inner.conns.get(id).is_some_and(|c| c.scope == Scope::All) {
-                            inner.subscribe(*id, *chat_id);
-                        }
-                    }
+                    inner.follow_everywhere(*user, *chat_id);
                 }
-                let ids = inner.chat_conns(*chat_id, None);
-                inner.send(ids, &frame);
+                let body =
+                    json!({"action": "chat_created", "chat_id": chat_id, "kind": kind.as_str()});
+                inner.broadcast(*chat_id, None, &body);
             }
             Event::MemberJoined {
                 chat_id,
                 user_id,
                 username,
             } => {
-                for id in inner.user_conns(*user_id) {
-                    if inner.conns.get(&id).is_some_and(|c| c.scope == Scope::All) {
-                        inner.subscribe(id, *chat_id);
-                    }
-                }
-                let frame = frame(&json!({
-                    "action": "member_joined", "chat_id": chat_id, "user_id": user_id,
-                    "username": username.as_str(),
-                }));
-                let ids = inner.chat_conns(*chat_id, None);
-                inner.send(ids, &frame);
+                inner.follow_everywhere(*user_id, *chat_id);
+                inner.broadcast(
+                    *chat_id,
+                    None,
+                    &about("member_joined", *chat_id, *user_id, username),
+                );
             }
             Event::MemberLeft {
                 chat_id,
                 user_id,
                 username,
             } => {
-                let frame = frame(&json!({
-                    "action": "member_left", "chat_id": chat_id, "user_id": user_id,
-                    "username": username.as_str(),
-                }));
-                let ids = inner.chat_conns(*chat_id, None);
-                inner.send(ids, &frame);
+                // The leaver hears it too, then nothing more of the chat.
+                inner.broadcast(
+                    *chat_id,
+                    None,
+                    &about("member_left", *chat_id, *user_id, username),
+                );
                 for id in inner.user_conns(*user_id) {
                     let single = inner
                         .conns
@@ -321,12 +318,9 @@ impl Registry {
                 username,
                 message_id,
             } => {
-                let frame = frame(&json!({
-                    "action": "read", "chat_id": chat_id, "user_id": user_id,
-                    "username": username.as_str(), "message_id": message_id,
-                }));
-                let ids = inner.chat_conns(*chat_id, Some(*user_id));
-                inner.send(ids, &frame);
+                let mut body = about("read", *chat_id, *user_id, username);
+                body["message_id"] = json!(message_id);
+                inner.broadcast(*chat_id, Some(*user_id), &body);
             }
             Event::SessionRevoked(session) => {
                 let ids: Vec<ConnId> = inner
@@ -347,10 +341,112 @@ impl Registry {
     }
 }
 
+/// The fields every event about a user in a chat carries.
+fn about(action: &str, chat_id: ChatId, user_id: UserId, username: &Username) -> serde_json::Value {
+    json!({"action": action, "chat_id": chat_id, "user_id": user_id, "username": username.as_str()})
+}
+
 fn frame(value: &impl serde::Serialize) -> Outbound {
     let text = serde_json::to_string(value).unwrap_or_else(|e| {
         tracing::error!(error = %e, "event did not serialize");
         String::from("{}")
     });
     Outbound::Frame(Utf8Bytes::from(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+    use crate::domain::{Message, MessageBody, MessageId};
+
+    fn posted(chat: i64, id: i64) -> Event {
+        Event::MessagePosted(Message {
+            id: MessageId(id),
+            chat_id: ChatId(chat),
+            sender_id: UserId(1),
+            sender_username: Username::parse("ann").unwrap(),
+            body: MessageBody::parse("hi", 10).unwrap(),
+            created_at: Utc::now(),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_socket_that_stops_reading_is_dropped_not_waited_for() {
+        let registry = Registry::new();
+        let (_, mut slow) =
+            registry.register(UserId(2), SessionId("a".into()), Scope::All, [ChatId(1)]);
+        let (_, mut quick) =
+            registry.register(UserId(3), SessionId("b".into()), Scope::All, [ChatId(1)]);
+        for id in 0..=QUEUE_DEPTH as i64 {
+            registry.deliver(&posted(1, id));
+            if let Ok(Outbound::Frame(_)) = quick.try_recv() {
+            } else {
+                panic!("the reading socket gets every event");
+            }
+        }
+        assert_eq!(registry.len(), 1, "only the reading socket remains");
+        let mut queued = 0;
+        while let Some(Outbound::Frame(_)) = slow.recv().await {
+            queued += 1;
+        }
+        assert_eq!(
+            queued, QUEUE_DEPTH,
+            "the slow socket's queue ends, so its session closes"
+        );
+    }
+
+    #[tokio::test]
+    async fn one_event_is_serialized_once_and_shared() {
+        let registry = Registry::new();
+        let (_, mut a) = registry.register(
+            UserId(2),
+            SessionId("a".into()),
+            Scope::Chat(ChatId(1)),
+            [ChatId(1)],
+        );
+        let (_, mut b) =
+            registry.register(UserId(3), SessionId("b".into()), Scope::All, [ChatId(1)]);
+        registry.deliver(&posted(1, 7));
+        let (Some(Outbound::Frame(x)), Some(Outbound::Frame(y))) = (a.recv().await, b.recv().await)
+        else {
+            panic!("both sockets get the message");
+        };
+        assert_eq!(
+            x.as_str().as_ptr(),
+            y.as_str().as_ptr(),
+            "the same bytes, not copies"
+        );
+    }
+
+    #[tokio::test]
+    async fn leaving_unfollows_every_socket_and_closes_the_chats_own() {
+        let registry = Registry::new();
+        let (all, mut on_all) =
+            registry.register(UserId(2), SessionId("a".into()), Scope::All, [ChatId(1)]);
+        let (_, mut on_chat) = registry.register(
+            UserId(2),
+            SessionId("a".into()),
+            Scope::Chat(ChatId(1)),
+            [ChatId(1)],
+        );
+        registry.deliver(&Event::MemberLeft {
+            chat_id: ChatId(1),
+            user_id: UserId(2),
+            username: Username::parse("bob").unwrap(),
+        });
+        assert!(!registry.follows(all, ChatId(1)));
+        assert!(
+            matches!(on_all.recv().await, Some(Outbound::Frame(_))),
+            "told it left"
+        );
+        assert!(matches!(on_chat.recv().await, Some(Outbound::Frame(_))));
+        assert!(matches!(
+            on_chat.recv().await,
+            Some(Outbound::Close(4403, _))
+        ));
+        registry.deliver(&posted(1, 9));
+        assert!(on_all.try_recv().is_err(), "nothing more of that chat");
+    }
 }
