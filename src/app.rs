@@ -13,7 +13,7 @@ use salvo::prelude::*;
 use tokio::sync::{Notify, watch};
 
 use crate::adapters::argon2::Argon2Hasher;
-use crate::adapters::bus::LocalBus;
+use crate::adapters::bus::{LocalBus, PgBus};
 use crate::adapters::clock::SystemClock;
 use crate::adapters::http::registry::Registry;
 use crate::adapters::http::{self, HttpState};
@@ -48,25 +48,51 @@ impl Storage {
             sessions: store,
         }
     }
+}
 
-    /// Opens the database the configuration names and applies its migrations.
+/// The storage ports and the event bus that goes with them.
+#[derive(Clone)]
+pub struct Backing {
+    pub storage: Storage,
+    pub bus: Arc<dyn EventBus>,
+}
+
+impl Backing {
+    /// Opens the database the configuration names and applies its migrations. On PostgreSQL
+    /// events travel through the database, so instances sharing it hear each other; otherwise
+    /// they stay in this process.
     ///
     /// # Errors
-    /// When the database cannot be opened or migrated.
+    /// When the database cannot be opened, migrated or listened to.
     pub async fn open(db: &Database, max_connections: u32) -> anyhow::Result<Self> {
         Ok(match db {
-            Database::Postgres(url) => Self::from_store(
-                PgStore::connect(url, max_connections)
+            Database::Postgres(url) => {
+                let store = PgStore::connect(url, max_connections)
                     .await
-                    .context("cannot open the PostgreSQL database")?,
-            ),
-            Database::Sqlite(url) => Self::from_store(
+                    .context("cannot open the PostgreSQL database")?;
+                let bus = PgBus::start(store.pool().clone())
+                    .await
+                    .context("cannot listen for events on PostgreSQL")?;
+                Self {
+                    storage: Storage::from_store(store),
+                    bus: Arc::new(bus),
+                }
+            }
+            Database::Sqlite(url) => Self::local(Storage::from_store(
                 SqliteStore::connect(url)
                     .await
                     .with_context(|| format!("cannot open the SQLite database {url}"))?,
-            ),
-            Database::Memory => Self::from_store(MemoryStore::new()),
+            )),
+            Database::Memory => Self::local(Storage::from_store(MemoryStore::new())),
         })
+    }
+
+    /// `storage` with an in-process bus.
+    pub fn local(storage: Storage) -> Self {
+        Self {
+            storage,
+            bus: Arc::new(LocalBus::default()),
+        }
     }
 }
 
@@ -97,19 +123,20 @@ impl App {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let db = config.database()?;
         tracing::info!(database = %db.describe(), "opening storage");
-        let storage = Storage::open(&db, config.db_max_connections).await?;
-        Self::build_with(config, storage, Arc::new(Argon2Hasher::owasp())).await
+        let backing = Backing::open(&db, config.db_max_connections).await?;
+        Self::build_with(config, backing, Arc::new(Argon2Hasher::owasp())).await
     }
 
-    /// Builds the server over storage and a password hasher of the caller's choosing.
+    /// Builds the server over storage, a bus and a password hasher of the caller's choosing.
     ///
     /// # Errors
     /// When the address cannot be bound or the secret is too short.
     pub async fn build_with(
         config: Config,
-        storage: Storage,
+        backing: Backing,
         hasher: Arc<dyn PasswordHasher>,
     ) -> anyhow::Result<Self> {
+        let Backing { storage, bus } = backing;
         let secret = match &config.secret_key {
             Some(s) => s.expose().as_bytes().to_vec(),
             None => {
@@ -121,7 +148,6 @@ impl App {
             }
         };
         let tokens = JwtTokens::new(&secret, chrono::Duration::minutes(config.token_ttl_minutes))?;
-        let bus: Arc<dyn EventBus> = Arc::new(LocalBus::default());
         let clock = Arc::new(SystemClock);
         let auth = AuthService::new(
             storage.users.clone(),

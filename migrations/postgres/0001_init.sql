@@ -59,3 +59,11 @@ CREATE TABLE revoked_sessions (
     expires_at TIMESTAMPTZ NOT NULL
 );
 CREATE INDEX revoked_sessions_expires_idx ON revoked_sessions (expires_at);
+
+-- Events too large for a NOTIFY payload (8000 bytes) travel between instances through this
+-- table; the notification carries the row id. Rows older than a minute are deleted.
+CREATE TABLE bus_payloads (
+    id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    payload    TEXT        NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);

@@ -138,3 +138,48 @@ fn a_bad_setting_exits_with_status_2_naming_the_key() {
         assert!(stderr.contains(named), "{key}: {stderr}");
     }
 }
+
+#[tokio::test]
+async fn two_instances_on_one_postgres_hear_each_other() {
+    let one = TestApp::spawn(Backend::Postgres).await;
+    let two = TestApp::spawn_at(&one.db_url, "127.0.0.1:0".parse().unwrap(), None).await;
+    let ann = one.user("ann").await;
+    let bob = two.user("bob").await;
+    let chat = ann.direct_with(&bob).await;
+    let mut a = ann.ws_chat(chat).await;
+    let mut b = bob.ws_chat(chat).await;
+    a.expect("bob online, from the other instance", |v| {
+        is_status(v, "bob", true)
+    })
+    .await;
+
+    a.send_json(json!({"message": "across"})).await;
+    let got = b
+        .expect("message from the other instance", |v| {
+            is_message(v, "across")
+        })
+        .await;
+    a.expect("own echo, once", |v| is_message(v, "across"))
+        .await;
+    b.send_json(json!({"action": "typing"})).await;
+    a.expect("typing across", |v| {
+        v["action"] == "typing" && v["username"] == "bob"
+    })
+    .await;
+
+    // Too large for a NOTIFY payload: it travels through the database.
+    let big = "é".repeat(4000);
+    b.send_json(json!({"message": big})).await;
+    let long = a
+        .expect("a long message across", |v| is_message(v, &big))
+        .await;
+    assert!(long["id"].as_i64() > got["id"].as_i64());
+    a.expect_none(
+        "a second copy",
+        std::time::Duration::from_millis(300),
+        |v| is_message(v, "across"),
+    )
+    .await;
+    two.stop().await;
+    one.stop().await;
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use parley::App;
 use parley::adapters::argon2::Argon2Hasher;
-use parley::app::{Stopper, Storage};
+use parley::app::{Backing, Stopper};
 use parley::config::{Config, Secret};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
@@ -64,12 +64,12 @@ impl TestApp {
             secret_key: Some(Secret::new(SECRET)),
             ..Config::default()
         };
-        let storage = Storage::open(&config.database().unwrap(), 10)
+        let backing = Backing::open(&config.database().unwrap(), 10)
             .await
             .expect("open storage");
         // Cheap hashing keeps tests fast; production parameters are tested in the adapter.
         let hasher = Arc::new(Argon2Hasher::with_params(512, 1, 1));
-        let app = App::build_with(config, storage, hasher)
+        let app = App::build_with(config, backing, hasher)
             .await
             .expect("build app");
         let addr = app.local_addr();

@@ -1,4 +1,10 @@
-//! Event buses. [`LocalBus`] carries events within one process.
+//! Event buses. [`LocalBus`] carries events within one process; [`PgBus`] carries them
+//! between the Parley instances that share a PostgreSQL database.
+
+mod postgres;
+mod wire;
+
+pub use postgres::PgBus;
 
 use async_trait::async_trait;
 use futures_util::StreamExt;

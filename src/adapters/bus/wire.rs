@@ -1,0 +1,292 @@
+//! Events as JSON, for buses that cross processes. The shape is private to Parley instances
+//! of the same version.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{
+    ChatId, ChatKind, Event, EventKind, Message, MessageBody, MessageId, SessionId, UserId,
+    Username,
+};
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+enum Wire {
+    Message {
+        id: MessageId,
+        chat_id: ChatId,
+        sender_id: UserId,
+        sender: String,
+        body: String,
+        at: DateTime<Utc>,
+    },
+    Typing {
+        chat_id: ChatId,
+        user_id: UserId,
+        username: String,
+        stop: bool,
+    },
+    Status {
+        chat_ids: Vec<ChatId>,
+        user_id: UserId,
+        username: String,
+        online: bool,
+        last_seen: Option<DateTime<Utc>>,
+    },
+    Created {
+        chat_id: ChatId,
+        kind: ChatKind,
+        members: Vec<UserId>,
+    },
+    Joined {
+        chat_id: ChatId,
+        user_id: UserId,
+        username: String,
+    },
+    Left {
+        chat_id: ChatId,
+        user_id: UserId,
+        username: String,
+    },
+    Read {
+        chat_id: ChatId,
+        user_id: UserId,
+        username: String,
+        message_id: MessageId,
+    },
+    Revoked {
+        session: String,
+    },
+}
+
+/// The JSON of an event.
+pub fn encode(event: &Event) -> String {
+    let name = |u: &Username| u.as_str().to_owned();
+    let wire = match event {
+        Event::MessagePosted(m) => Wire::Message {
+            id: m.id,
+            chat_id: m.chat_id,
+            sender_id: m.sender_id,
+            sender: name(&m.sender_username),
+            body: m.body.as_str().to_owned(),
+            at: m.created_at,
+        },
+        Event::Typing {
+            chat_id,
+            user_id,
+            username,
+            kind,
+        } => Wire::Typing {
+            chat_id: *chat_id,
+            user_id: *user_id,
+            username: name(username),
+            stop: *kind == EventKind::StopTyping,
+        },
+        Event::UserStatus {
+            chat_ids,
+            user_id,
+            username,
+            is_online,
+            last_seen,
+        } => Wire::Status {
+            chat_ids: chat_ids.clone(),
+            user_id: *user_id,
+            username: name(username),
+            online: *is_online,
+            last_seen: *last_seen,
+        },
+        Event::ChatCreated {
+            chat_id,
+            kind,
+            members,
+        } => Wire::Created {
+            chat_id: *chat_id,
+            kind: *kind,
+            members: members.clone(),
+        },
+        Event::MemberJoined {
+            chat_id,
+            user_id,
+            username,
+        } => Wire::Joined {
+            chat_id: *chat_id,
+            user_id: *user_id,
+            username: name(username),
+        },
+        Event::MemberLeft {
+            chat_id,
+            user_id,
+            username,
+        } => Wire::Left {
+            chat_id: *chat_id,
+            user_id: *user_id,
+            username: name(username),
+        },
+        Event::Read {
+            chat_id,
+            user_id,
+            username,
+            message_id,
+        } => Wire::Read {
+            chat_id: *chat_id,
+            user_id: *user_id,
+            username: name(username),
+            message_id: *message_id,
+        },
+        Event::SessionRevoked(s) => Wire::Revoked {
+            session: s.0.clone(),
+        },
+    };
+    serde_json::to_string(&wire).expect("events serialize")
+}
+
+/// The event in `json`.
+///
+/// # Errors
+/// When `json` is not an event of this version.
+pub fn decode(json: &str) -> serde_json::Result<Event> {
+    let name = Username::from_trusted;
+    Ok(match serde_json::from_str(json)? {
+        Wire::Message {
+            id,
+            chat_id,
+            sender_id,
+            sender,
+            body,
+            at,
+        } => Event::MessagePosted(Message {
+            id,
+            chat_id,
+            sender_id,
+            sender_username: name(sender),
+            body: MessageBody::from_trusted(body),
+            created_at: at,
+        }),
+        Wire::Typing {
+            chat_id,
+            user_id,
+            username,
+            stop,
+        } => Event::Typing {
+            chat_id,
+            user_id,
+            username: name(username),
+            kind: if stop {
+                EventKind::StopTyping
+            } else {
+                EventKind::Typing
+            },
+        },
+        Wire::Status {
+            chat_ids,
+            user_id,
+            username,
+            online,
+            last_seen,
+        } => Event::UserStatus {
+            chat_ids,
+            user_id,
+            username: name(username),
+            is_online: online,
+            last_seen,
+        },
+        Wire::Created {
+            chat_id,
+            kind,
+            members,
+        } => Event::ChatCreated {
+            chat_id,
+            kind,
+            members,
+        },
+        Wire::Joined {
+            chat_id,
+            user_id,
+            username,
+        } => Event::MemberJoined {
+            chat_id,
+            user_id,
+            username: name(username),
+        },
+        Wire::Left {
+            chat_id,
+            user_id,
+            username,
+        } => Event::MemberLeft {
+            chat_id,
+            user_id,
+            username: name(username),
+        },
+        Wire::Read {
+            chat_id,
+            user_id,
+            username,
+            message_id,
+        } => Event::Read {
+            chat_id,
+            user_id,
+            username: name(username),
+            message_id,
+        },
+        Wire::Revoked { session } => Event::SessionRevoked(SessionId(session)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_event_survives_the_round_trip() {
+        let ann = || Username::parse("ann").unwrap();
+        let events = vec![
+            Event::MessagePosted(Message {
+                id: MessageId(5),
+                chat_id: ChatId(2),
+                sender_id: UserId(1),
+                sender_username: ann(),
+                body: MessageBody::parse("héllo \"there\"", 100).unwrap(),
+                created_at: Utc::now(),
+            }),
+            Event::Typing {
+                chat_id: ChatId(2),
+                user_id: UserId(1),
+                username: ann(),
+                kind: EventKind::StopTyping,
+            },
+            Event::UserStatus {
+                chat_ids: vec![ChatId(2), ChatId(3)],
+                user_id: UserId(1),
+                username: ann(),
+                is_online: false,
+                last_seen: Some(Utc::now()),
+            },
+            Event::ChatCreated {
+                chat_id: ChatId(2),
+                kind: ChatKind::Group,
+                members: vec![UserId(1), UserId(4)],
+            },
+            Event::MemberJoined {
+                chat_id: ChatId(2),
+                user_id: UserId(1),
+                username: ann(),
+            },
+            Event::MemberLeft {
+                chat_id: ChatId(2),
+                user_id: UserId(1),
+                username: ann(),
+            },
+            Event::Read {
+                chat_id: ChatId(2),
+                user_id: UserId(1),
+                username: ann(),
+                message_id: MessageId(9),
+            },
+            Event::SessionRevoked(SessionId("abc".into())),
+        ];
+        for event in events {
+            assert_eq!(decode(&encode(&event)).unwrap(), event);
+        }
+        assert!(decode("{\"t\":\"unknown\"}").is_err());
+    }
+}
