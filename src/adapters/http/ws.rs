@@ -1,7 +1,7 @@
 //! WebSocket sessions: `/ws/{chat_id}` follows one chat (the original API), `/ws` follows all
 //! of the caller's chats. Authentication and authorization happen before the upgrade. Each
-//! session is one task: a `select!` over client frames, queued events, a heartbeat and server
-//! shutdown, unregistering on every way out.
+//! session is one task reading client frames beside a writer that `select!`s over queued
+//! events, replies, a heartbeat and server shutdown; it unregisters on every way out.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -183,7 +183,7 @@ impl Session {
                 if msg.is_close() {
                     return None;
                 }
-                if let Some(reply) = session.handle(&msg, conn).await
+                if let Some(reply) = session.handle(&msg).await
                     && reply_tx.send(reply).await.is_err()
                 {
                     return None;
@@ -228,7 +228,7 @@ impl Session {
     }
 
     /// Acts on one client frame; returns an `error` event to send back, if any.
-    async fn handle(&self, msg: &Message, conn: super::registry::ConnId) -> Option<String> {
+    async fn handle(&self, msg: &Message) -> Option<String> {
         if msg.is_ping() || msg.is_pong() {
             return None;
         }
@@ -261,13 +261,8 @@ impl Session {
                 ));
             }
         };
-        // A socket that left the chat must not act in it, whatever the client believes.
-        if self.scope == Scope::All && !self.state.registry.follows(conn, chat) {
-            return Some(error_event(
-                "You are not a member of this chat.",
-                "not_a_member",
-            ));
-        }
+        // Membership is the domain's question: each use case below checks it against storage,
+        // which is current even before this socket has heard of a chat it was just added to.
         let result = match (frame.action.as_deref(), frame.message) {
             (None, Some(text)) => {
                 match MessageBody::parse(&text, self.state.chats.limits().max_message_chars) {
