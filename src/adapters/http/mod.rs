@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use rust_embed::RustEmbed;
 use salvo::affix_state;
+use salvo::catch_panic::CatchPanic;
 use salvo::catcher::Catcher;
 use salvo::oapi::OpenApi;
 use salvo::oapi::swagger_ui::SwaggerUi;
@@ -105,6 +106,8 @@ pub fn service(state: Arc<HttpState>) -> Service {
         );
     let doc = OpenApi::new("Parley", env!("CARGO_PKG_VERSION")).merge_router(&api);
     let router = Router::new()
+        // A bug in one handler answers that request with a 500, not a dropped connection.
+        .hoop(CatchPanic::new())
         .hoop(affix_state::inject(state))
         .hoop(security_headers)
         .push(api)
