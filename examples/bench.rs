@@ -69,6 +69,8 @@ async fn start(db: &str) -> Server {
         .env("DATABASE_URL", database_url)
         .env("SECRET_KEY", "bench-secret-bench-secret-bench-secret")
         .env("PARLEY_LOG", "warn")
+        // The fan-out senders post as fast as they can; lift the per-socket flood limit.
+        .env("PARLEY_WS_FRAMES_PER_SECOND", "1000000")
         .stdout(Stdio::null())
         .spawn()
         .expect("run target/release/parley (cargo build --release first)");

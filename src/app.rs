@@ -192,6 +192,7 @@ impl App {
                     .is_some_and(|u| u.starts_with("https://"))
             }),
             shutdown: shutdown_rx,
+            frames_per_second: config.ws_frames_per_second,
         });
         Ok(Self {
             listener,

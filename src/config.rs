@@ -30,6 +30,8 @@ pub struct Config {
     pub token_ttl_minutes: i64,
     /// Longest message body in characters.
     pub max_message_chars: usize,
+    /// Frames a client may send per second on one socket; bursts of three times as many pass.
+    pub ws_frames_per_second: u32,
     /// The URL people reach this server at (e.g. `https://chat.example.com`); its origin is
     /// allowed, and an https one makes the session cookie Secure.
     pub public_url: Option<String>,
@@ -51,6 +53,7 @@ impl Default for Config {
             secret_key: None,
             token_ttl_minutes: 30,
             max_message_chars: 4000,
+            ws_frames_per_second: 20,
             public_url: None,
             allowed_origins: String::new(),
             cookie_secure: None,
@@ -199,6 +202,12 @@ impl Config {
         if self.max_message_chars < 1 {
             return Err(ConfigError::new(
                 "PARLEY_MAX_MESSAGE_CHARS",
+                "must be at least 1",
+            ));
+        }
+        if self.ws_frames_per_second < 1 {
+            return Err(ConfigError::new(
+                "PARLEY_WS_FRAMES_PER_SECOND",
                 "must be at least 1",
             ));
         }

@@ -183,3 +183,30 @@ async fn two_instances_on_one_postgres_hear_each_other() {
     two.stop().await;
     one.stop().await;
 }
+
+#[tokio::test]
+async fn a_flooding_socket_is_slowed_down_not_served_or_dropped() {
+    let app = TestApp::spawn(Backend::Memory).await;
+    let (ann, bob) = (app.user("ann").await, app.user("bob").await);
+    let chat = ann.direct_with(&bob).await;
+    let mut a = ann.ws_chat(chat).await;
+    a.expect("own status", |v| is_status(v, "ann", true)).await;
+    for n in 0..100 {
+        a.send_json(json!({"message": format!("flood {n}")})).await;
+    }
+    let limited = a
+        .expect("rate_limited", |v| v["code"] == "rate_limited")
+        .await;
+    assert_eq!(limited["action"], "error");
+    let (_, history) = ann.get(&format!("/chats/{chat}/messages?limit=200")).await;
+    let stored = history.as_array().unwrap().len();
+    assert!(
+        (60..100).contains(&stored),
+        "a burst passes, the rest is refused: {stored}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    a.send_json(json!({"message": "calm again"})).await;
+    a.expect("a message after the flood", |v| is_message(v, "calm again"))
+        .await;
+    app.stop().await;
+}

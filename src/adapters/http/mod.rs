@@ -41,6 +41,8 @@ pub struct HttpState {
     pub cookie_secure: bool,
     /// Flips to true when the server stops; sockets close with 1001.
     pub shutdown: watch::Receiver<bool>,
+    /// Frames a client may send per second on one socket (bursts of three seconds' worth).
+    pub frames_per_second: u32,
 }
 
 impl HttpState {

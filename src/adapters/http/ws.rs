@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use salvo::http::StatusCode;
@@ -174,6 +174,7 @@ impl Session {
         let (reply_tx, mut replies) = mpsc::channel::<String>(16);
         // Reading and writing run side by side, so that while a client's frame is being
         // stored, events keep flowing out to it instead of piling up in its queue.
+        let mut bucket = Bucket::new(session.state.frames_per_second);
         let reader = async {
             while let Some(frame) = stream.next().await {
                 let Ok(msg) = frame else {
@@ -183,7 +184,18 @@ impl Session {
                 if msg.is_close() {
                     return None;
                 }
-                if let Some(reply) = session.handle(&msg).await
+                if msg.is_ping() || msg.is_pong() {
+                    continue;
+                }
+                let reply = if bucket.take() {
+                    session.handle(&msg).await
+                } else {
+                    Some(error_event(
+                        "Too many frames; slow down. This one was not processed.",
+                        "rate_limited",
+                    ))
+                };
+                if let Some(reply) = reply
                     && reply_tx.send(reply).await.is_err()
                 {
                     return None;
@@ -229,9 +241,6 @@ impl Session {
 
     /// Acts on one client frame; returns an `error` event to send back, if any.
     async fn handle(&self, msg: &Message) -> Option<String> {
-        if msg.is_ping() || msg.is_pong() {
-            return None;
-        }
         let Ok(text) = msg.as_str() else {
             return Some(error_event("Frames must be JSON text.", "malformed_frame"));
         };
@@ -312,6 +321,39 @@ impl Session {
             let api = ApiError::from(e);
             error_event(&api.detail, api.code)
         })
+    }
+}
+
+/// A token bucket: `rate` frames a second on average, bursts of up to three seconds' worth.
+/// Every frame a client sends may write to storage and wake every member's socket, so one
+/// client must not be able to flood a chat.
+struct Bucket {
+    rate: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    fn new(rate: u32) -> Self {
+        let rate = f64::from(rate);
+        Self {
+            rate,
+            tokens: rate * 3.0,
+            last: Instant::now(),
+        }
+    }
+
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.last).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + refill).min(self.rate * 3.0);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
     }
 }
 
