@@ -51,6 +51,8 @@ pub enum Error {
     Forbidden(&'static str),
     #[error("{0}")]
     Conflict(&'static str),
+    #[error("Too many failed attempts; try again after {0}.")]
+    TooManyAttempts(String),
     #[error("unexpected error: {0}")]
     Unexpected(#[source] anyhow::Error),
 }

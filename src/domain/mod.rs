@@ -7,6 +7,7 @@ pub mod events;
 pub mod model;
 pub mod presence;
 pub mod services;
+pub mod throttle;
 pub mod values;
 
 pub use error::{Error, ValidationError};
@@ -14,4 +15,5 @@ pub use events::{Event, EventKind};
 pub use model::*;
 pub use presence::Presence;
 pub use services::{AuthService, ChatService, Limits};
+pub use throttle::LoginThrottle;
 pub use values::{ChatName, Email, MessageBody, Password, Username};

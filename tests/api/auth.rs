@@ -15,6 +15,7 @@ on_every_backend!(
     requests_without_a_good_token_are_refused,
     users_lists_everyone_else_by_username,
     unknown_routes_answer_in_the_error_shape,
+    repeated_failed_logins_are_throttled,
 );
 
 fn register_body(username: &str, email: &str, pw: &str, confirm: &str) -> Value {
@@ -257,5 +258,36 @@ async fn unknown_routes_answer_in_the_error_shape(backend: Backend) {
     assert!(ct.starts_with("application/json"), "{ct}");
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["code"], "not_found");
+    app.stop().await;
+}
+
+async fn repeated_failed_logins_are_throttled(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.user("ann").await;
+    let attempt = |pw: &'static str| {
+        let req = app
+            .client()
+            .post(app.url("/auth/login"))
+            .form(&[("username", "ann"), ("password", pw)]);
+        async move {
+            let res = req.send().await.unwrap();
+            let status = res.status().as_u16();
+            (status, res.json::<Value>().await.unwrap()["code"].clone())
+        }
+    };
+    for _ in 0..10 {
+        assert_eq!(attempt("wrong-password").await.0, 401);
+    }
+    assert_eq!(
+        attempt("wrong-password").await,
+        (429, json!("too_many_attempts"))
+    );
+    assert_eq!(
+        attempt("password123").await.0,
+        429,
+        "locked even for the right password"
+    );
+    // Another account is not affected.
+    app.user("bob").await;
     app.stop().await;
 }

@@ -105,6 +105,7 @@ impl From<Error> for ApiError {
             Error::ChatWithSelf => (S::BAD_REQUEST, "chat_with_self"),
             Error::Forbidden(_) => (S::FORBIDDEN, "forbidden"),
             Error::Conflict(_) => (S::CONFLICT, "conflict"),
+            Error::TooManyAttempts(_) => (S::TOO_MANY_REQUESTS, "too_many_attempts"),
             Error::Unexpected(cause) => {
                 tracing::error!(error = ?cause, "request failed");
                 return Self::new(
@@ -137,6 +138,7 @@ impl EndpointOutRegister for ApiError {
             ("404", "Not found"),
             ("409", "Conflict"),
             ("422", "Invalid field"),
+            ("429", "Too many failed logins"),
         ] {
             operation.responses.insert(
                 status,

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use crate::domain::error::{Error, Result};
-use crate::domain::{AccessToken, AuthUser, Email, Event, NewUser, Password, User, Username};
+use crate::domain::{
+    AccessToken, AuthUser, Email, Event, LoginThrottle, NewUser, Password, User, Username,
+};
 use crate::ports::{Clock, EventBus, PasswordHasher, SessionRepo, TokenService, UserRepo};
 
 /// Accounts and sessions.
@@ -15,6 +17,7 @@ pub struct AuthService {
     tokens: Arc<dyn TokenService>,
     clock: Arc<dyn Clock>,
     bus: Arc<dyn EventBus>,
+    throttle: Arc<LoginThrottle>,
 }
 
 /// A PHC string of a password nobody has, verified when the login names no user so that
@@ -37,6 +40,7 @@ impl AuthService {
             tokens,
             clock,
             bus,
+            throttle: Arc::new(LoginThrottle::default()),
         }
     }
 
@@ -64,16 +68,29 @@ impl AuthService {
     /// Checks a username-or-email and password and issues a token.
     ///
     /// # Errors
-    /// `InvalidCredentials`, the same whether the user exists or not.
+    /// `InvalidCredentials`, the same whether the user exists or not; `TooManyAttempts` after
+    /// ten failures on one login within fifteen minutes, until they are past.
     pub async fn login(&self, login: &str, password: &Password) -> Result<AccessToken> {
+        let now = self.clock.now();
+        if let Some(until) = self.throttle.locked_until(login, now) {
+            return Err(Error::TooManyAttempts(
+                until.format("%H:%M UTC").to_string(),
+            ));
+        }
         let user = self.users.find_by_login(login.trim()).await?;
         let hash = user
             .as_ref()
             .map_or(DECOY_HASH, |u| u.password_hash.as_str());
         let matches = self.hasher.verify(password, hash).await?;
         match user {
-            Some(user) if matches => self.tokens.issue(user.id),
-            _ => Err(Error::InvalidCredentials),
+            Some(user) if matches => {
+                self.throttle.succeeded(login);
+                self.tokens.issue(user.id)
+            }
+            _ => {
+                self.throttle.failed(login, now);
+                Err(Error::InvalidCredentials)
+            }
         }
     }
 
@@ -266,6 +283,27 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(token.token, "t");
+    }
+
+    #[tokio::test]
+    async fn a_throttled_login_neither_looks_up_nor_hashes() {
+        let mut m = Mocks::new();
+        m.users
+            .expect_find_by_login()
+            .times(10)
+            .returning(|_| Ok(Some(ann())));
+        m.hasher
+            .expect_verify()
+            .times(10)
+            .returning(|_, _| Ok(false));
+        m.tokens.expect_issue().times(0);
+        let service = m.service();
+        for _ in 0..10 {
+            let err = service.login("ann", &Password::for_login("guess")).await;
+            assert!(matches!(err, Err(Error::InvalidCredentials)));
+        }
+        let err = service.login("ANN", &Password::for_login("guess")).await;
+        assert!(matches!(err, Err(Error::TooManyAttempts(_))));
     }
 
     #[tokio::test]
