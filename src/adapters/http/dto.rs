@@ -6,7 +6,7 @@ use salvo::oapi::ToSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    ChatKind, ChatName, ChatSummary, Email, Member, Message, Password, RoomSummary, User, Username,
+    ChatName, ChatSummary, Email, Member, Message, Password, RoomSummary, User, Username,
     ValidationError, Visibility,
 };
 
@@ -256,8 +256,4 @@ impl From<&RoomSummary> for RoomOut {
 
 pub fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
-
-pub fn kind_str(k: ChatKind) -> &'static str {
-    k.as_str()
 }
