@@ -15,7 +15,7 @@ on_every_backend!(
 
 async fn opening_a_direct_chat_creates_it_once(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let (ann, bob) = (app.user("ann").await, app.user("bob").await);
+    let [ann, bob] = app.users(["ann", "bob"]).await;
     let (s1, b1) = ann.post(&format!("/chats/{}", bob.id), json!({})).await;
     let (s2, b2) = ann.post(&format!("/chats/{}", bob.id), json!({})).await;
     let (s3, b3) = bob.post(&format!("/chats/{}", ann.id), json!({})).await;
@@ -27,7 +27,7 @@ async fn opening_a_direct_chat_creates_it_once(backend: Backend) {
 
 async fn concurrent_opens_of_the_same_pair_yield_one_chat(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let (ann, bob) = (app.user("ann").await, app.user("bob").await);
+    let [ann, bob] = app.users(["ann", "bob"]).await;
     let mut tasks = Vec::new();
     for i in 0..16 {
         let (me, other) = if i % 2 == 0 {
@@ -74,11 +74,7 @@ async fn direct_chat_refusals(backend: Backend) {
 
 async fn chats_lists_the_other_member_as_title(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let (ann, bob, cid) = (
-        app.user("ann").await,
-        app.user("bob").await,
-        app.user("cid").await,
-    );
+    let [ann, bob, cid] = app.users(["ann", "bob", "cid"]).await;
     let with_bob = ann.direct_with(&bob).await;
     let with_cid = ann.direct_with(&cid).await;
     ann.post(
@@ -126,7 +122,7 @@ fn texts(v: &Value) -> Vec<String> {
 
 async fn history_pages_back_and_catches_up(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let (ann, bob) = (app.user("ann").await, app.user("bob").await);
+    let [ann, bob] = app.users(["ann", "bob"]).await;
     let chat = ann.direct_with(&bob).await;
     let mut ids = Vec::new();
     for i in 0..60 {
@@ -169,11 +165,7 @@ async fn history_pages_back_and_catches_up(backend: Backend) {
 
 async fn history_is_for_members_only(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let (ann, bob, eve) = (
-        app.user("ann").await,
-        app.user("bob").await,
-        app.user("eve").await,
-    );
+    let [ann, bob, eve] = app.users(["ann", "bob", "eve"]).await;
     let chat = ann.direct_with(&bob).await;
     post(&ann, chat, "secret").await;
     let (status, body) = eve.get(&format!("/chats/{chat}/messages")).await;

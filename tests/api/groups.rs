@@ -44,11 +44,7 @@ fn member_names(details: &Value) -> Vec<(String, String)> {
 
 async fn a_group_lists_with_its_members_and_roles(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let (ann, bob, eve) = (
-        app.user("ann").await,
-        app.user("bob").await,
-        app.user("eve").await,
-    );
+    let [ann, bob, eve] = app.users(["ann", "bob", "eve"]).await;
     let chat = group(&ann, "Rustaceans", &[&bob, &bob], "private").await;
     let (_, chats) = bob.get("/chats").await;
     assert_eq!(chats[0]["kind"], "group");
@@ -74,12 +70,7 @@ async fn a_group_lists_with_its_members_and_roles(backend: Backend) {
 
 async fn members_add_people_to_private_groups_and_outsiders_cannot_join(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let (ann, bob, cid, eve) = (
-        app.user("ann").await,
-        app.user("bob").await,
-        app.user("cid").await,
-        app.user("eve").await,
-    );
+    let [ann, bob, cid, eve] = app.users(["ann", "bob", "cid", "eve"]).await;
     let chat = group(&ann, "Private", &[&bob], "private").await;
     let (status, _) = eve.post(&format!("/chats/{chat}/join"), json!({})).await;
     assert_eq!(status, 403, "a private group cannot be joined");
@@ -121,7 +112,7 @@ async fn members_add_people_to_private_groups_and_outsiders_cannot_join(backend:
 
 async fn public_rooms_can_be_browsed_and_joined(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let (ann, bob) = (app.user("ann").await, app.user("bob").await);
+    let [ann, bob] = app.users(["ann", "bob"]).await;
     let room = group(&ann, "lobby", &[], "public").await;
     group(&ann, "hidden", &[], "private").await;
     let (_, rooms) = bob.get("/rooms").await;
@@ -153,7 +144,7 @@ async fn public_rooms_can_be_browsed_and_joined(backend: Backend) {
 
 async fn leaving_stops_events_and_history_at_once(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let (ann, bob) = (app.user("ann").await, app.user("bob").await);
+    let [ann, bob] = app.users(["ann", "bob"]).await;
     let chat = group(&ann, "team", &[&bob], "private").await;
     let mut b_chat = bob.ws_chat(chat).await;
     let mut b_all = bob.ws_all().await;
@@ -194,11 +185,7 @@ async fn leaving_stops_events_and_history_at_once(backend: Backend) {
 
 async fn only_the_owner_removes_members(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let (ann, bob, cid) = (
-        app.user("ann").await,
-        app.user("bob").await,
-        app.user("cid").await,
-    );
+    let [ann, bob, cid] = app.users(["ann", "bob", "cid"]).await;
     let chat = group(&ann, "team", &[&bob, &cid], "private").await;
     let (status, _) = bob
         .delete(&format!("/chats/{chat}/members/{}", cid.id))
@@ -221,7 +208,7 @@ async fn only_the_owner_removes_members(backend: Backend) {
 
 async fn read_markers_move_forward_and_count_unread(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let (ann, bob) = (app.user("ann").await, app.user("bob").await);
+    let [ann, bob] = app.users(["ann", "bob"]).await;
     let chat = ann.direct_with(&bob).await;
     let mut ids = Vec::new();
     for i in 0..3 {

@@ -10,7 +10,7 @@ use crate::support::app::{Backend, TestApp, is_message, is_status};
 #[tokio::test]
 async fn sqlite_keeps_everything_across_a_restart() {
     let app = TestApp::spawn(Backend::Sqlite).await;
-    let (ann, bob) = (app.user("ann").await, app.user("bob").await);
+    let [ann, bob] = app.users(["ann", "bob"]).await;
     let chat = ann.direct_with(&bob).await;
     for text in ["one", "two", "three"] {
         ann.post(&format!("/chats/{chat}/messages"), json!({"message": text}))
@@ -101,7 +101,7 @@ async fn fifty_clients_posting_at_once_on_sqlite_store_every_message() {
 #[tokio::test]
 async fn stopping_the_server_closes_sockets_with_1001() {
     let app = TestApp::spawn(Backend::Memory).await;
-    let (ann, bob) = (app.user("ann").await, app.user("bob").await);
+    let [ann, bob] = app.users(["ann", "bob"]).await;
     let chat = ann.direct_with(&bob).await;
     let mut a = ann.ws_chat(chat).await;
     a.expect("own status", |v| is_status(v, "ann", true)).await;
@@ -187,7 +187,7 @@ async fn two_instances_on_one_postgres_hear_each_other() {
 #[tokio::test]
 async fn a_flooding_socket_is_slowed_down_not_served_or_dropped() {
     let app = TestApp::spawn(Backend::Memory).await;
-    let (ann, bob) = (app.user("ann").await, app.user("bob").await);
+    let [ann, bob] = app.users(["ann", "bob"]).await;
     let chat = ann.direct_with(&bob).await;
     let mut a = ann.ws_chat(chat).await;
     a.expect("own status", |v| is_status(v, "ann", true)).await;

@@ -16,11 +16,7 @@ on_every_backend!(
 
 async fn sockets_are_refused_before_the_upgrade(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let (ann, bob, eve) = (
-        app.user("ann").await,
-        app.user("bob").await,
-        app.user("eve").await,
-    );
+    let [ann, bob, eve] = app.users(["ann", "bob", "eve"]).await;
     let chat = ann.direct_with(&bob).await;
     let url = |token: &str, chat: i64| format!("ws://{}/ws/{chat}?token={token}", app.addr);
     assert_eq!(
@@ -59,11 +55,7 @@ async fn sockets_are_refused_before_the_upgrade(backend: Backend) {
 
 async fn a_message_reaches_every_member_and_is_stored(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let (ann, bob, eve) = (
-        app.user("ann").await,
-        app.user("bob").await,
-        app.user("eve").await,
-    );
+    let [ann, bob, eve] = app.users(["ann", "bob", "eve"]).await;
     let chat = ann.direct_with(&bob).await;
     let other = eve.direct_with(&bob).await;
     let mut a = ann.ws_chat(chat).await;
@@ -99,7 +91,7 @@ async fn a_message_reaches_every_member_and_is_stored(backend: Backend) {
 
 async fn typing_reaches_the_others_only(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let (ann, bob) = (app.user("ann").await, app.user("bob").await);
+    let [ann, bob] = app.users(["ann", "bob"]).await;
     let chat = ann.direct_with(&bob).await;
     let mut a = ann.ws_chat(chat).await;
     let mut b = bob.ws_chat(chat).await;
@@ -121,7 +113,7 @@ async fn typing_reaches_the_others_only(backend: Backend) {
 
 async fn status_follows_the_first_and_last_socket(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let (ann, bob) = (app.user("ann").await, app.user("bob").await);
+    let [ann, bob] = app.users(["ann", "bob"]).await;
     let chat = ann.direct_with(&bob).await;
     let mut a = ann.ws_chat(chat).await;
     let b1 = bob.ws_chat(chat).await;
@@ -151,11 +143,7 @@ async fn status_follows_the_first_and_last_socket(backend: Backend) {
 
 async fn bad_frames_get_an_error_and_the_socket_stays_open(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let (ann, bob, eve) = (
-        app.user("ann").await,
-        app.user("bob").await,
-        app.user("eve").await,
-    );
+    let [ann, bob, eve] = app.users(["ann", "bob", "eve"]).await;
     let chat = ann.direct_with(&bob).await;
     let not_mine = bob.direct_with(&eve).await;
     let mut a = ann.ws_chat(chat).await;

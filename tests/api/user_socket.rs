@@ -15,11 +15,7 @@ on_every_backend!(
 
 async fn one_socket_carries_every_chat_with_its_chat_id(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let (ann, bob, cid) = (
-        app.user("ann").await,
-        app.user("bob").await,
-        app.user("cid").await,
-    );
+    let [ann, bob, cid] = app.users(["ann", "bob", "cid"]).await;
     let with_bob = ann.direct_with(&bob).await;
     let with_cid = ann.direct_with(&cid).await;
     let mut a = ann.ws_all().await;
@@ -71,7 +67,7 @@ async fn one_socket_carries_every_chat_with_its_chat_id(backend: Backend) {
 
 async fn a_chat_created_while_connected_starts_flowing(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let (ann, bob) = (app.user("ann").await, app.user("bob").await);
+    let [ann, bob] = app.users(["ann", "bob"]).await;
     let mut b = bob.ws_all().await;
     let chat = ann.direct_with(&bob).await;
     let created = b
@@ -120,7 +116,7 @@ async fn a_chat_created_while_connected_starts_flowing(backend: Backend) {
 
 async fn the_old_socket_keeps_working_beside_the_new(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let (ann, bob) = (app.user("ann").await, app.user("bob").await);
+    let [ann, bob] = app.users(["ann", "bob"]).await;
     let chat = ann.direct_with(&bob).await;
     let mut old = ann.ws_chat(chat).await;
     let mut new = bob.ws_all().await;
@@ -138,11 +134,7 @@ async fn the_old_socket_keeps_working_beside_the_new(backend: Backend) {
 
 async fn sending_needs_a_chat_id_and_membership(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let (ann, bob, eve) = (
-        app.user("ann").await,
-        app.user("bob").await,
-        app.user("eve").await,
-    );
+    let [ann, bob, eve] = app.users(["ann", "bob", "eve"]).await;
     let chat = ann.direct_with(&bob).await;
     let mut e = eve.ws_all().await;
     e.send_json(json!({"message": "where?"})).await;

@@ -129,6 +129,17 @@ impl TestApp {
         }
     }
 
+    /// Registers and logs in each of `names`, in order.
+    pub async fn users<const N: usize>(&self, names: [&str; N]) -> [TestUser; N] {
+        let mut users = Vec::with_capacity(N);
+        for name in names {
+            users.push(self.user(name).await);
+        }
+        users
+            .try_into()
+            .unwrap_or_else(|_| unreachable!("one user per name"))
+    }
+
     /// Logs in with a form body; returns the token.
     pub async fn login(&self, username: &str, password: &str) -> String {
         let res = self

@@ -199,7 +199,8 @@ impl Registry {
     }
 
     /// Whether socket `id` currently follows `chat`.
-    pub fn follows(&self, id: ConnId, chat: ChatId) -> bool {
+    #[cfg(test)]
+    fn follows(&self, id: ConnId, chat: ChatId) -> bool {
         self.lock()
             .conns
             .get(&id)

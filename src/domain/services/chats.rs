@@ -93,9 +93,7 @@ impl ChatService {
         if other == me.id {
             return Err(Error::ChatWithSelf);
         }
-        if self.users.find(other).await?.is_none() {
-            return Err(Error::UserNotFound);
-        }
+        // Storage refuses an unknown user (UserNotFound); no racy look-up first.
         let (chat, created) = self
             .chats
             .get_or_create_direct(me.id, other, self.clock.now())
@@ -618,16 +616,6 @@ mod tests {
     #[tokio::test]
     async fn an_existing_direct_chat_is_not_announced_again() {
         let mut m = Mocks::default();
-        m.users.expect_find().returning(|id| {
-            Ok(Some(crate::domain::User {
-                id,
-                username: Username::parse("bob").unwrap(),
-                email: crate::domain::Email::parse("b@b.co").unwrap(),
-                password_hash: String::new(),
-                created_at: Utc::now(),
-                last_seen: None,
-            }))
-        });
         m.chats
             .expect_get_or_create_direct()
             .with(eq(UserId(1)), eq(UserId(2)), always())
@@ -635,6 +623,24 @@ mod tests {
         m.bus.expect_publish().times(0);
         let (c, created) = m.service().open_direct(&me(), UserId(2)).await.unwrap();
         assert_eq!((c.id, created), (ChatId(5), false));
+    }
+
+    #[tokio::test]
+    async fn a_new_direct_chat_is_announced_to_both_members() {
+        let mut m = Mocks::default();
+        m.chats
+            .expect_get_or_create_direct()
+            .returning(|_, _, _| Ok((chat(5, ChatKind::Direct, Visibility::Private), true)));
+        m.bus
+            .expect_publish()
+            .withf(|e| {
+                matches!(e, Event::ChatCreated { chat_id: ChatId(5), members, .. }
+                    if members == &[UserId(1), UserId(2)])
+            })
+            .times(1)
+            .returning(|_| Ok(()));
+        let (_, created) = m.service().open_direct(&me(), UserId(2)).await.unwrap();
+        assert!(created);
     }
 
     #[tokio::test]
