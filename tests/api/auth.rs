@@ -3,7 +3,7 @@
 use jsonwebtoken::{EncodingKey, Header};
 use serde_json::{Value, json};
 
-use crate::support::app::{Backend, SECRET, TestApp};
+use crate::support::app::{Backend, SECRET, TestApp, register_body};
 
 on_every_backend!(
     register_returns_the_new_account,
@@ -18,28 +18,16 @@ on_every_backend!(
     repeated_failed_logins_are_throttled,
 );
 
-fn register_body(username: &str, email: &str, pw: &str, confirm: &str) -> Value {
-    json!({"username": username, "email": email, "password": pw, "password_confirm": confirm})
-}
-
-async fn post_register(app: &TestApp, body: Value) -> (u16, Value) {
-    let res = app
-        .client()
-        .post(app.url("/auth/register"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    (res.status().as_u16(), res.json().await.unwrap())
-}
-
 async fn register_returns_the_new_account(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let (status, body) = post_register(
-        &app,
-        register_body("ann", "ann@example.com", "password123", "password123"),
-    )
-    .await;
+    let (status, body) = app
+        .register(register_body(
+            "ann",
+            "ann@example.com",
+            "password123",
+            "password123",
+        ))
+        .await;
     assert_eq!(status, 201);
     assert_eq!(body["username"], "ann");
     assert_eq!(body["email"], "ann@example.com");
@@ -51,20 +39,26 @@ async fn register_returns_the_new_account(backend: Backend) {
 async fn usernames_and_emails_are_unique_regardless_of_case(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.user("ann").await;
-    let (status, body) = post_register(
-        &app,
-        register_body("ANN", "other@example.com", "password123", "password123"),
-    )
-    .await;
+    let (status, body) = app
+        .register(register_body(
+            "ANN",
+            "other@example.com",
+            "password123",
+            "password123",
+        ))
+        .await;
     assert_eq!(
         (status, body["code"].as_str()),
         (409, Some("username_taken"))
     );
-    let (status, body) = post_register(
-        &app,
-        register_body("annie", "Ann@Example.COM", "password123", "password123"),
-    )
-    .await;
+    let (status, body) = app
+        .register(register_body(
+            "annie",
+            "Ann@Example.COM",
+            "password123",
+            "password123",
+        ))
+        .await;
     assert_eq!((status, body["code"].as_str()), (409, Some("email_taken")));
     assert!(body["detail"].as_str().unwrap().len() > 10);
     app.stop().await;
@@ -99,7 +93,7 @@ async fn invalid_fields_are_named_in_a_422(backend: Backend) {
             "username",
         ),
     ] {
-        let (status, res) = post_register(&app, body.clone()).await;
+        let (status, res) = app.register(body.clone()).await;
         assert_eq!(status, 422, "{body}");
         assert_eq!(res["code"], "invalid_field");
         assert_eq!(res["field"], field, "{body} -> {res}");

@@ -104,14 +104,6 @@ async fn chats_lists_the_other_member_as_title(backend: Backend) {
     app.stop().await;
 }
 
-async fn post(user: &crate::support::app::TestUser, chat: i64, text: &str) -> i64 {
-    let (status, body) = user
-        .post(&format!("/chats/{chat}/messages"), json!({"message": text}))
-        .await;
-    assert_eq!(status, 201, "{body}");
-    body["id"].as_i64().unwrap()
-}
-
 fn texts(v: &Value) -> Vec<String> {
     v.as_array()
         .unwrap()
@@ -127,7 +119,7 @@ async fn history_pages_back_and_catches_up(backend: Backend) {
     let mut ids = Vec::new();
     for i in 0..60 {
         let who = if i % 2 == 0 { &ann } else { &bob };
-        ids.push(post(who, chat, &format!("m{i}")).await);
+        ids.push(who.post_message(chat, &format!("m{i}")).await);
     }
     let (status, latest) = bob.get(&format!("/chats/{chat}/messages")).await;
     assert_eq!(status, 200);
@@ -167,7 +159,7 @@ async fn history_is_for_members_only(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let [ann, bob, eve] = app.users(["ann", "bob", "eve"]).await;
     let chat = ann.direct_with(&bob).await;
-    post(&ann, chat, "secret").await;
+    ann.post_message(chat, "secret").await;
     let (status, body) = eve.get(&format!("/chats/{chat}/messages")).await;
     assert_eq!((status, body["code"].as_str()), (403, Some("not_a_member")));
     let (status, _) = eve

@@ -1,5 +1,6 @@
 //! A real Parley server on `127.0.0.1:0` per test, built the way `main` builds it, with typed
-//! helpers for the HTTP API and WebSockets.
+//! helpers for the HTTP API and WebSockets. The API tests and the browser tests both use them,
+//! the latter to set up what a scenario starts from and to act as another person.
 #![allow(dead_code)] // Not every test binary uses every helper.
 
 use std::net::SocketAddr;
@@ -18,6 +19,13 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub const SECRET: &str = "test-secret-test-secret-test-secret!";
+/// The password of every user the helpers register.
+pub const PASSWORD: &str = "password123";
+
+/// The body of `POST /auth/register`.
+pub fn register_body(username: &str, email: &str, password: &str, confirm: &str) -> Value {
+    json!({"username": username, "email": email, "password": password, "password_confirm": confirm})
+}
 
 /// Which storage a test server runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,11 +70,10 @@ impl TestApp {
             bind,
             database_url: Some(db_url.to_owned()),
             secret_key: Some(Secret::new(SECRET)),
+            db_max_connections: 10,
             ..Config::default()
         };
-        let backing = Backing::open(&config.database().unwrap(), 10)
-            .await
-            .expect("open storage");
+        let backing = Backing::open(&config).await.expect("open storage");
         // Cheap hashing keeps tests fast; production parameters are tested in the adapter.
         let hasher = Arc::new(Argon2Hasher::with_params(512, 1, 1));
         let app = App::build_with(config, backing, hasher)
@@ -103,23 +110,27 @@ impl TestApp {
         reqwest::Client::new()
     }
 
-    /// Registers `username` (password `password123`) and logs in.
-    pub async fn user(&self, username: &str) -> TestUser {
+    /// `POST /auth/register` with `body`; the status and the JSON answer.
+    pub async fn register(&self, body: Value) -> (u16, Value) {
         let res = self
             .client()
             .post(self.url("/auth/register"))
-            .json(&json!({
-                "username": username,
-                "email": format!("{username}@example.com"),
-                "password": "password123",
-                "password_confirm": "password123",
-            }))
+            .json(&body)
             .send()
             .await
             .unwrap();
-        assert_eq!(res.status(), 201, "register {username}");
-        let id = res.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
-        let token = self.login(username, "password123").await;
+        (res.status().as_u16(), res.json().await.unwrap())
+    }
+
+    /// Registers `username` (email `{username}@example.com`, password [`PASSWORD`]) and logs in.
+    pub async fn user(&self, username: &str) -> TestUser {
+        let email = format!("{username}@example.com");
+        let (status, body) = self
+            .register(register_body(username, &email, PASSWORD, PASSWORD))
+            .await;
+        assert_eq!(status, 201, "register {username}: {body}");
+        let id = body["id"].as_i64().unwrap();
+        let token = self.login(username, PASSWORD).await;
         TestUser {
             id,
             username: username.to_owned(),
@@ -138,6 +149,21 @@ impl TestApp {
         users
             .try_into()
             .unwrap_or_else(|_| unreachable!("one user per name"))
+    }
+
+    /// Logs in `username`, registered earlier (in a browser, say), with [`PASSWORD`].
+    pub async fn logged_in(&self, username: &str) -> TestUser {
+        let mut user = TestUser {
+            id: 0,
+            username: username.to_owned(),
+            token: self.login(username, PASSWORD).await,
+            base: self.base.clone(),
+            addr: self.addr,
+        };
+        let (status, me) = user.get("/auth/me").await;
+        assert_eq!(status, 200, "{me}");
+        user.id = me["id"].as_i64().unwrap();
+        user
     }
 
     /// Logs in with a form body; returns the token.
@@ -191,6 +217,18 @@ impl TestUser {
         let (status, body) = self.post(&format!("/chats/{}", other.id), json!({})).await;
         assert!(status == 200 || status == 201, "{status} {body}");
         body["chat_id"].as_i64().unwrap()
+    }
+
+    /// Posts `text` to `chat_id` over HTTP; returns the message's id.
+    pub async fn post_message(&self, chat_id: i64, text: &str) -> i64 {
+        let (status, body) = self
+            .post(
+                &format!("/chats/{chat_id}/messages"),
+                json!({ "message": text }),
+            )
+            .await;
+        assert_eq!(status, 201, "post message: {body}");
+        body["id"].as_i64().unwrap()
     }
 
     /// Opens `/ws/{chat_id}?token=...`.
