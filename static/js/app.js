@@ -1,12 +1,12 @@
 // app.js — Entry point. Checks the session, switches between the auth and app screens,
-// owns the WebSocket and its connection banner, keeps the URL in step with the open
-// chat, and wires the views to the chat controller.
+// keeps the URL in step with the open chat, handles global shortcuts, and wires the views
+// to the controller's actions: views never import actions themselves, so this file is
+// the one map of which control does what.
 
 import { api, setUnauthorizedHandler, ApiError } from './api.js';
-import { ReconnectingSocket, socketUrl } from './socket.js';
 import * as S from './store.js';
 import * as chat from './chat.js';
-import { $, h, avatar, icon, installIcons, isNarrow, finePointer } from './dom.js';
+import { $, installIcons, isNarrow, finePointer } from './dom.js';
 import { initAuth, showAuth, hideAuth } from './views/auth.js';
 import { initChatList, resetChatList, focusSearch, visibleChatKeys } from './views/chatlist.js';
 import { initChatView, resetChatView, focusComposer } from './views/chatview.js';
@@ -14,14 +14,13 @@ import { initMembers, toggleMembers, closeMembers, membersOpen } from './views/m
 import {
   openNewChatDialog, openNewGroupDialog, openRoomsDialog, closeAllDialogs, dialogOpen,
 } from './views/dialogs.js';
-import { toast, announce, clearToasts } from './views/feedback.js';
+import { initStatus, resetStatus } from './views/status.js';
+import { toast, clearToasts, reportError } from './views/feedback.js';
 
 const SESSION_ENDED = 'Your session has ended. Please log in again.';
 const TICK_MS = 30_000; // refresh relative times ("5 min ago")
 
-let socket = null;
 let tickTimer = 0;
-let wasDisconnected = false;
 let lastProbe = 0;
 
 // ---------------------------------------------------------------------------
@@ -35,9 +34,7 @@ const dialogActions = {
   joinRoom: (room) => chat.joinRoom(room),
   newGroup: (preset) => openNewGroupDialog(dialogActions, preset),
   focusChat: () => { if (finePointer()) focusComposer(); },
-  error: (err, fallback) => {
-    if (err?.status !== 401) toast(err?.detail || fallback, { kind: 'error' });
-  },
+  error: reportError,
 };
 
 const showNewChat = () => openNewChatDialog(dialogActions);
@@ -60,13 +57,14 @@ async function boot() {
     discardPending: chat.discardPending,
     back: goBack,
     toggleMembers,
-  }, { maxMessageChars: chat.MAX_MESSAGE_CHARS });
+  });
   initMembers({
     users: () => api.users(),
     addMember: chat.addMember,
     removeMember: chat.removeMember,
     leave: chat.leaveChat,
   });
+  initStatus({ retryNow: () => chat.reconnectNow() });
   wireGlobalControls();
   setUnauthorizedHandler(sessionEnded);
 
@@ -113,9 +111,7 @@ async function register(data) {
 
 function enterApp(me) {
   S.reset(); // drop anything a request from a previous session wrote late
-  S.state.me = me;
-  $('#me-name').textContent = me.username;
-  $('#me-avatar').replaceChildren(avatar(me.username, { presence: false, size: 'sm' }));
+  S.setMe(me);
   hideAuth();
   resetChatView();
   $('#app-screen').hidden = false;
@@ -126,15 +122,7 @@ function enterApp(me) {
     else if (!S.state.activeChatId) syncUrl(null);
   });
 
-  socket = new ReconnectingSocket(socketUrl(), {
-    onOpen: () => chat.onSocketOpen(),
-    onMessage: (data) => chat.handleEvent(data),
-    onState: onSocketState,
-    onAuthClose: sessionEnded,
-    onDrop: probeSession,
-  });
-  chat.setSocket(socket);
-  socket.start();
+  chat.connect({ sessionEnded, dropped: probeSession });
 
   clearInterval(tickTimer);
   tickTimer = setInterval(() => S.emit('tick'), TICK_MS);
@@ -143,17 +131,14 @@ function enterApp(me) {
 
 /** Tear the app down to a blank state (log out or session end). */
 function teardown() {
-  socket?.stop();
-  socket = null;
-  chat.reset();
+  chat.disconnect();
   clearInterval(tickTimer);
   closeAllDialogs();
   closeMembers(false);
   S.reset();
   resetChatList();
   resetChatView();
-  $('#banner-slot').replaceChildren();
-  wasDisconnected = false;
+  resetStatus();
   clearToasts();
   $('#app-screen').hidden = true;
   syncUrl(null);
@@ -193,38 +178,6 @@ function probeSession() {
   if (now - lastProbe < 4000) return;
   lastProbe = now;
   api.me({ auth: true }).catch(() => { /* network errors: keep reconnecting */ });
-}
-
-// ---------------------------------------------------------------------------
-// Connection banner
-
-function onSocketState(state) {
-  S.state.connection = state;
-  const slot = $('#banner-slot');
-  if (state === 'reconnecting') {
-    if (!wasDisconnected) announce('Connection lost. Reconnecting...');
-    wasDisconnected = true;
-    if (!slot.querySelector('.conn-banner')) {
-      slot.replaceChildren(h('div', { class: 'conn-banner', testid: 'connection-banner' },
-        h('span', { class: 'spinner', 'aria-hidden': 'true' }),
-        h('span', null, 'Reconnecting...'),
-        h('button', { type: 'button', class: 'link-btn', onclick: () => socket?.retryNow() }, 'Retry now')));
-    }
-  } else if (state === 'open' && wasDisconnected) {
-    wasDisconnected = false;
-    announce('Connected');
-    const ok = h('div', { class: 'conn-ok' }, icon('check'), 'Connected');
-    slot.replaceChildren(ok);
-    setTimeout(() => ok.remove(), 1600);
-  } else if (state !== 'connecting') {
-    slot.replaceChildren();
-  }
-  const status = $('.me-status');
-  const label = state === 'open' ? 'Online' : state === 'reconnecting' ? 'Offline, reconnecting' : 'Connecting…';
-  if (status.textContent !== label) status.textContent = label;
-  status.classList.toggle('offline', state !== 'open');
-  $('#me-avatar .presence')?.classList.toggle('online', state === 'open');
-  S.emit('connection', { state });
 }
 
 // ---------------------------------------------------------------------------
@@ -279,9 +232,9 @@ function wireGlobalControls() {
   document.addEventListener('visibilitychange', () => {
     if (document.visibilityState !== 'visible') return;
     chat.onVisible();
-    socket?.retryNow();
+    chat.reconnectNow();
   });
-  window.addEventListener('online', () => socket?.retryNow());
+  window.addEventListener('online', () => chat.reconnectNow());
 
   document.addEventListener('keydown', (e) => {
     if (!S.state.me || dialogOpen()) return;

@@ -1,6 +1,12 @@
-// socket.js — One reconnecting WebSocket to /ws carrying every chat. Reconnects with
-// exponential backoff (0.5 s doubling to 15 s, with jitter) and reports its state;
+// socket.js — The socket client: everything about /ws lives here, so the rest of the app
+// deals in "a message arrived" and "send this", never in frames or reconnects.
+// ReconnectingSocket is the transport: one WebSocket carrying every chat, reconnecting
+// with exponential backoff (0.5 s doubling to 15 s, with jitter) and reporting its state;
 // close codes 4401/1008 mean the session is gone, so it stops instead of retrying.
+// SocketClient speaks the protocol on top: it builds the frames the server accepts and
+// hands each event it sends to the handler for its kind.
+
+import { wireId } from './store.js';
 
 const BASE_DELAY_MS = 500;
 const MAX_DELAY_MS = 15_000;
@@ -8,7 +14,7 @@ const CONNECT_TIMEOUT_MS = 10_000;
 const STABLE_AFTER_MS = 5_000; // an open socket that lived this long resets the backoff
 const AUTH_CLOSE_CODES = new Set([4401, 1008]);
 
-export function socketUrl() {
+function socketUrl() {
   const scheme = window.location.protocol === 'https:' ? 'wss:' : 'ws:';
   return `${scheme}//${window.location.host}/ws`;
 }
@@ -21,7 +27,7 @@ export function socketUrl() {
  *   onAuthClose(event)  closed for auth reasons; no reconnect will follow
  *   onDrop(event)       closed unexpectedly; a reconnect is scheduled
  */
-export class ReconnectingSocket {
+class ReconnectingSocket {
   constructor(url, handlers = {}) {
     this.url = url;
     this.handlers = handlers;
@@ -147,3 +153,106 @@ export class ReconnectingSocket {
     this.timer = setTimeout(() => this.connect(), delay);
   }
 }
+
+/**
+ * handlers (all optional):
+ *   state(state)         'connecting' | 'open' | 'reconnecting' | 'closed'
+ *   ready(ev)            the server's greeting, first on every connection:
+ *                        {user_id, username, chat_ids, limits}; the socket is live
+ *   message(ev)          a new message {id, chat_id, user_id, username, message, created_at}
+ *   typing(ev)           {action: 'typing' | 'stop_typing', chat_id, user_id, username}
+ *   userStatus(ev)       {user_id, username, is_online, last_seen}
+ *   membership(ev)       {action: 'member_joined' | 'member_left', chat_id, user_id}
+ *   chatCreated(ev)      {chat_id, kind}
+ *   read(ev)             {chat_id, user_id, message_id}
+ *   error(ev)            {detail, code}: the server refused the last frame
+ *   authClose(event)     closed because the session ended; no reconnect follows
+ *   drop(event)          closed unexpectedly; a reconnect is scheduled
+ */
+class SocketClient {
+  constructor() {
+    this.transport = null;
+    this.handlers = {};
+  }
+
+  start(handlers) {
+    this.stop();
+    this.handlers = handlers;
+    this.transport = new ReconnectingSocket(socketUrl(), {
+      onState: (state) => this.handlers.state?.(state),
+      onMessage: (ev) => this.dispatch(ev),
+      onAuthClose: (event) => this.handlers.authClose?.(event),
+      onDrop: (event) => this.handlers.drop?.(event),
+    });
+    this.transport.start();
+  }
+
+  /** Close for good (log out, session ended). */
+  stop() {
+    const transport = this.transport;
+    this.transport = null;
+    transport?.stop();
+  }
+
+  /** Skip the remaining backoff wait (the network came back, the tab became visible). */
+  retryNow() {
+    this.transport?.retryNow();
+  }
+
+  // Sending. Each returns false (and sends nothing) when not connected.
+
+  sendMessage(chatKey, text) {
+    return this.send({ chat_id: wireId(chatKey), message: text });
+  }
+
+  sendTyping(chatKey, typing) {
+    return this.send({ chat_id: wireId(chatKey), action: typing ? 'typing' : 'stop_typing' });
+  }
+
+  sendRead(chatKey, messageId) {
+    return this.send({ action: 'read', chat_id: wireId(chatKey), message_id: wireId(messageId) });
+  }
+
+  send(frame) {
+    return !!this.transport && this.transport.send(frame);
+  }
+
+  dispatch(ev) {
+    if (!ev || typeof ev !== 'object') return;
+    const on = this.handlers;
+    switch (ev.action) {
+      case undefined:
+      case null:
+        if (ev.id != null && ev.chat_id != null) on.message?.(ev);
+        break;
+      case 'ready':
+        on.ready?.(ev);
+        break;
+      case 'typing':
+      case 'stop_typing':
+        if (ev.chat_id != null) on.typing?.(ev);
+        break;
+      case 'user_status':
+        on.userStatus?.(ev);
+        break;
+      case 'member_joined':
+      case 'member_left':
+        if (ev.chat_id != null) on.membership?.(ev);
+        break;
+      case 'chat_created':
+        on.chatCreated?.(ev);
+        break;
+      case 'read':
+        if (ev.chat_id != null && ev.message_id != null) on.read?.(ev);
+        break;
+      case 'error':
+        on.error?.(ev);
+        break;
+      default:
+        break; // unknown events are ignored so newer servers don't break older clients
+    }
+  }
+}
+
+/** The one connection of this page. */
+export const socket = new SocketClient();

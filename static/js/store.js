@@ -1,6 +1,23 @@
-// store.js — Client state (me, chats, message caches, presence, typing, outbox) and a
-// tiny event bus. The controller (chat.js) mutates state and emits; views subscribe
-// and re-render. Ids are kept as strings internally so "12" and 12 are the same chat.
+// store.js — Everything the client remembers, in one `state` object, and the functions
+// that change it. One place means one reset() forgets a whole session (timers included)
+// and a newcomer can read here what there is to know. Changes are announced on a small
+// event bus: views subscribe and re-render, so the code that changes data never needs to
+// know which parts of the page show it. Ids are kept as strings internally so "12" and
+// 12 are the same chat.
+//
+// Events (detail in braces):
+//   me                  the signed-in user changed
+//   limits              the server's limits arrived (see setLimits)
+//   connection {state}  the socket's state changed
+//   chats               the chat list, an unread count or the open chat changed
+//   active {chatId, same}  a chat was opened (same: it already was) or closed (chatId null)
+//   details {chatId, kind}  members or read markers of a chat changed (kind 'read': markers)
+//   presence {userId}   someone came online or went offline
+//   messages {chatId, kind, mine}  a history cache changed; kind is 'reset' | 'prepend' |
+//                       'append' | 'status', which decides how the view scrolls
+//   outbox {chatId, added}  a message we sent changed state (added: just typed)
+//   typing {chatId}     who is typing in a chat changed
+//   tick                time passed (relative times like "5 min ago" need redrawing)
 
 const listeners = new Map();
 
@@ -40,40 +57,91 @@ export function cmpId(a, b) {
 // State
 
 export const state = {
+  // The session
   me: null,               // {id, username, email}
+  limits: null,           // the server's limits ({max_message_chars, ...}); null until /ws says
+  connection: 'closed',   // socket state: 'connecting' | 'open' | 'reconnecting' | 'closed'
+
+  // What the server told us
   chats: new Map(),       // chatKey -> summary from GET /chats
   chatsLoaded: false,
   details: new Map(),     // chatKey -> GET /chats/{id} (members, read markers)
   messages: new Map(),    // chatKey -> message cache (see createCache)
   users: new Map(),       // userKey -> freshest known {id, username, is_online, last_seen}
-  typing: new Map(),      // chatKey -> Map(userKey -> {username, timer})
-  outbox: [],             // messages typed here and not yet echoed by the server
-  drafts: new Map(),      // chatKey -> unsent composer text
+  typing: new Map(),      // chatKey -> Map(userKey -> {username, timer}) of other people
+
+  // What this client is doing
   activeChatId: null,     // chatKey of the open chat
-  connection: 'closed',   // socket state
+  drafts: new Map(),      // chatKey -> unsent composer text
+  outbox: [],             // messages typed here and not yet echoed by the server
+  outboxSeq: 0,           // numbers the outbox's temporary ids
+
+  // Bookkeeping no view shows: written, without events, only where named.
+  readSent: new Map(),    // receipts.js, noteRead(): chatKey -> newest message id read, here or elsewhere
+  leaving: new Set(),     // chats.js: chats we are leaving ourselves; their member_left is no news
+  myTyping: { chatKey: null, lastSent: 0, idleTimer: 0 }, // typing.js: what we last told others
+  chatsRequest: null,     // chats.js: the GET /chats in flight (reset() orphans it: its answer is dropped)
+  chatsAgain: false,      // chats.js: the list was asked for again meanwhile, so fetch once more
+  detailReloads: new Map(), // chats.js: chatKey -> timer of a coalesced GET /chats/{id}
 };
 
+/** Forget the session. The server's limits stay: they belong to the server, not to us. */
 export function reset() {
   for (const perChat of state.typing.values()) for (const t of perChat.values()) clearTimeout(t.timer);
   for (const item of state.outbox) clearTimeout(item.timer);
-  state.me = null;
-  state.chats = new Map();
-  state.chatsLoaded = false;
-  state.details.clear();
-  state.messages.clear();
-  state.users.clear();
-  state.typing.clear();
-  state.outbox = [];
-  state.drafts.clear();
-  state.activeChatId = null;
-  state.connection = 'closed';
+  for (const t of state.detailReloads.values()) clearTimeout(t);
+  clearTimeout(state.myTyping.idleTimer);
+  Object.assign(state, {
+    me: null,
+    connection: 'closed',
+    chats: new Map(),
+    chatsLoaded: false,
+    activeChatId: null,
+    outbox: [],
+    myTyping: { chatKey: null, lastSent: 0, idleTimer: 0 },
+    chatsRequest: null,
+    chatsAgain: false,
+  });
+  for (const m of [state.details, state.messages, state.users, state.typing, state.drafts,
+    state.readSent, state.leaving, state.detailReloads]) m.clear();
 }
 
 export const isMe = (userId) => sameId(userId, state.me?.id);
 
+/** Emits 'me'. */
+export function setMe(me) {
+  state.me = me;
+  emit('me');
+}
+
+/**
+ * Take the limits the server announces in its `ready` greeting. Only positive numbers are
+ * kept, so a missing or odd value means "not enforced here" rather than "zero allowed".
+ * Emits 'limits'.
+ */
+export function setLimits(limits) {
+  if (!limits || typeof limits !== 'object') return;
+  const next = {};
+  for (const [name, value] of Object.entries(limits)) {
+    if (Number.isFinite(value) && value > 0) next[name] = value;
+  }
+  state.limits = next;
+  emit('limits');
+}
+
+/** A server limit by name (e.g. 'max_message_chars'), or null while unknown. */
+export const limit = (name) => state.limits?.[name] ?? null;
+
+/** Emits 'connection'. */
+export function setConnection(connection) {
+  state.connection = connection;
+  emit('connection', { state: connection });
+}
+
 // ---------------------------------------------------------------------------
 // Presence
 
+/** Record what we learnt about a user. No event: callers emit 'presence' once per batch. */
 export function upsertUser(user) {
   if (!user || user.id == null) return;
   const k = key(user.id);
@@ -92,15 +160,71 @@ export function presence(user) {
 // ---------------------------------------------------------------------------
 // Chats
 
-export function setChats(list) {
+/**
+ * Take a fresh GET /chats list. The open chat stays even when the list lacks it (rather
+ * than being yanked away; the caller re-checks membership, and a 403/404 then removes it
+ * properly): returns true in that case. `seenKey` names a chat on screen, whose unread
+ * count is zero whatever the list says. Emits 'chats'.
+ */
+export function replaceChats(list, seenKey = null) {
+  const active = state.activeChatId;
+  const previousActive = active ? state.chats.get(active) : null;
   const next = new Map();
   for (const chat of Array.isArray(list) ? list : []) {
     if (!chat || chat.chat_id == null) continue;
     next.set(key(chat.chat_id), chat);
     if (chat.peer) upsertUser(chat.peer);
   }
+  const kept = !!active && !next.has(active) && !!previousActive;
+  if (kept) next.set(active, previousActive);
+  else if (seenKey && next.has(seenKey)) next.get(seenKey).unread = 0;
   state.chats = next;
   state.chatsLoaded = true;
+  emit('chats');
+  return kept;
+}
+
+/** A chat not in the list yet (just created or joined): show `hint` until GET /chats has it. */
+export function addChatHint(chatKey, hint) {
+  if (state.chats.has(chatKey)) return;
+  state.chats.set(chatKey, { unread: 0, last_message: null, ...hint, chat_id: hint.chat_id ?? chatKey });
+}
+
+/** Open a chat (null: close). Emits 'active' and 'chats'. */
+export function setActiveChat(chatKey) {
+  state.activeChatId = chatKey;
+  const chat = chatKey && state.chats.get(chatKey);
+  if (chat) chat.unread = 0;
+  emit('active', { chatId: chatKey });
+  emit('chats');
+}
+
+/** Zero a chat's unread count. Emits 'chats' when it was not zero already. */
+export function clearUnread(chatKey) {
+  const chat = state.chats.get(chatKey);
+  if (!chat?.unread) return;
+  chat.unread = 0;
+  emit('chats');
+}
+
+/** Forget a chat we are no longer in, cancelling its timers. Emits 'typing' and 'chats'. */
+export function removeChat(chatKey) {
+  state.chats.delete(chatKey);
+  state.details.delete(chatKey);
+  state.messages.delete(chatKey);
+  state.drafts.delete(chatKey);
+  clearTyping(chatKey);
+  state.outbox = state.outbox.filter((item) => {
+    if (item.chatId !== chatKey) return true;
+    clearTimeout(item.timer);
+    return false;
+  });
+  emit('chats');
+}
+
+export function setDraft(chatKey, text) {
+  if (text) state.drafts.set(chatKey, text);
+  else state.drafts.delete(chatKey);
 }
 
 export function chatTitle(chat) {
@@ -143,6 +267,41 @@ export function totalUnread() {
 }
 
 // ---------------------------------------------------------------------------
+// Members and read markers
+
+/** Take GET /chats/{id}: its members' presence and our own read marker. Emits 'details', 'presence'. */
+export function setDetails(chatKey, details) {
+  for (const m of details.members || []) upsertUser(m);
+  state.details.set(chatKey, details);
+  const mine = (details.members || []).find((m) => isMe(m.id));
+  if (mine?.last_read_message_id != null) noteRead(chatKey, mine.last_read_message_id);
+  emit('details', { chatId: chatKey });
+  emit('presence', {});
+}
+
+/**
+ * Someone's read receipt. Returns false when we hold the chat's members but not this one
+ * (they are new to us: reload the members). Emits 'details' when a marker moved.
+ */
+export function moveReadMarker(chatKey, userId, messageId) {
+  const details = state.details.get(chatKey);
+  if (!details) return true;
+  const member = (details.members || []).find((m) => sameId(m.id, userId));
+  if (!member) return false;
+  if (member.last_read_message_id == null || cmpId(messageId, member.last_read_message_id) > 0) {
+    member.last_read_message_id = messageId;
+    emit('details', { chatId: chatKey, kind: 'read' });
+  }
+  return true;
+}
+
+/** We have read up to messageId (here or on another device). Markers only move forward. */
+export function noteRead(chatKey, messageId) {
+  const prev = state.readSent.get(chatKey);
+  if (prev == null || cmpId(messageId, prev) > 0) state.readSent.set(chatKey, messageId);
+}
+
+// ---------------------------------------------------------------------------
 // Message caches: one per chat that has been opened, sorted by id, de-duplicated.
 
 export function createCache(chatKey) {
@@ -161,7 +320,7 @@ export function createCache(chatKey) {
   return cache;
 }
 
-/** Add messages not seen before. Returns how many were new. */
+/** Add messages not seen before. Returns how many were new. No event: callers say how it changed. */
 export function mergeMessages(cache, messages) {
   let added = 0;
   let ordered = true;
@@ -179,11 +338,110 @@ export function mergeMessages(cache, messages) {
   return added;
 }
 
+/** After a reconnect, caches of chats not on screen missed messages: drop them (they reload on open). */
+export function dropBackgroundCaches() {
+  for (const k of [...state.messages.keys()]) {
+    if (k !== state.activeChatId) state.messages.delete(k);
+  }
+}
+
+/**
+ * A new message arrived live: it becomes the chat's preview, and counts as unread unless
+ * it is ours or `seen` (on screen). Returns whether it is newer than the preview we had.
+ * Emits 'chats' when it is.
+ */
+export function notePreview(chat, message, seen) {
+  const isNew = !chat.last_message || cmpId(message.id, chat.last_message.id) > 0;
+  if (!isNew) return false;
+  chat.last_message = message;
+  if (!isMe(message.user_id) && !seen) chat.unread = (Number(chat.unread) || 0) + 1;
+  emit('chats');
+  return true;
+}
+
 export const newestId = (cache) => (cache?.items.length ? cache.items[cache.items.length - 1].id : null);
 export const oldestId = (cache) => (cache?.items.length ? cache.items[0].id : null);
 
 // ---------------------------------------------------------------------------
-// Typing
+// Outbox. Items: {tempId, chatId, text, state: 'queued' | 'sent' | 'failed', sentAt, timer}.
+// Updating an item's state is left to the sender (actions/messages.js), which emits 'outbox'.
+
+/** Put a typed message in the outbox. No event: the sender emits once it tried sending. */
+export function queueOutgoing(chatKey, text) {
+  state.outboxSeq += 1;
+  const item = { tempId: `p${state.outboxSeq}`, chatId: chatKey, text, state: 'queued', timer: 0 };
+  state.outbox.push(item);
+  return item;
+}
+
+export const outboxItem = (tempId) => state.outbox.find((i) => i.tempId === tempId);
+
+/** Take an item out of the outbox. No event. */
+export function dropOutgoing(item) {
+  clearTimeout(item.timer);
+  state.outbox = state.outbox.filter((i) => i !== item);
+}
+
+/**
+ * Find the outbox item a server message of ours confirms and drop it: exact text first,
+ * otherwise the oldest in flight (the server may normalise text). Returns it, or null.
+ */
+export function confirmOutgoing(chatKey, message) {
+  if (!isMe(message.user_id)) return null;
+  const candidates = state.outbox.filter((i) => i.chatId === chatKey && i.state !== 'queued');
+  const item = candidates.find((i) => i.text === message.message)
+    || candidates.find((i) => i.state === 'sent');
+  if (item) dropOutgoing(item);
+  return item || null;
+}
+
+// ---------------------------------------------------------------------------
+// Typing (other people's)
+
+/**
+ * Mark someone as typing in a chat, forgotten after ttlMs unless refreshed (their
+ * "stop_typing" may never come), or as not typing. Emits 'typing' when anything changed.
+ */
+export function setTyping(chatKey, userId, username, typing, ttlMs = 0) {
+  const uk = key(userId);
+  let perChat = state.typing.get(chatKey);
+  const existing = perChat?.get(uk);
+  if (existing) clearTimeout(existing.timer);
+  if (typing) {
+    if (!perChat) {
+      perChat = new Map();
+      state.typing.set(chatKey, perChat);
+    }
+    perChat.set(uk, {
+      username: username || existing?.username,
+      timer: setTimeout(() => setTyping(chatKey, userId, null, false), ttlMs),
+    });
+  } else {
+    if (!existing) return;
+    perChat.delete(uk);
+    if (!perChat.size) state.typing.delete(chatKey);
+  }
+  emit('typing', { chatId: chatKey });
+}
+
+/** Nobody is typing in a chat any more. Emits 'typing'. */
+export function clearTyping(chatKey) {
+  const perChat = state.typing.get(chatKey);
+  if (!perChat) return;
+  for (const t of perChat.values()) clearTimeout(t.timer);
+  state.typing.delete(chatKey);
+  emit('typing', { chatId: chatKey });
+}
+
+/** Forget who was typing anywhere (after a reconnect their "stop_typing" may be lost). */
+export function clearAllTyping() {
+  for (const k of [...state.typing.keys()]) clearTyping(k);
+}
+
+/** Someone stopped typing everywhere (they went offline). */
+export function stopTypingEverywhere(userId) {
+  for (const k of [...state.typing.keys()]) setTyping(k, userId, null, false);
+}
 
 /** Names of other people typing in a chat, in the order they started. */
 export function typingNames(chatKey) {

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::app::{Backend, TestApp, is_message, is_status};
+use crate::support::app::{Backend, TestApp, Ws, is_message, is_status};
 
 on_every_backend!(
     one_socket_carries_every_chat_with_its_chat_id,
@@ -159,4 +159,25 @@ async fn sending_needs_a_chat_id_and_membership(backend: Backend) {
         json!([])
     );
     app.stop().await;
+}
+
+#[tokio::test]
+async fn the_greeting_names_the_chats_and_the_limits_the_server_enforces() {
+    let app = TestApp::spawn(Backend::Memory).await;
+    let [ann, bob] = app.users(["ann", "bob"]).await;
+    let chat = ann.direct_with(&bob).await;
+    let mut a = Ws::connect(&format!("ws://{}/ws?token={}", app.addr, ann.token), &[]).await;
+    let ready = a.expect("ready", |v| v["action"] == "ready").await;
+    assert_eq!(ready["user_id"], ann.id);
+    assert_eq!(ready["username"], "ann");
+    assert_eq!(ready["chat_ids"], json!([chat]));
+    assert_eq!(
+        ready["limits"],
+        json!({"max_message_chars": 4000, "max_group_name_chars": 64, "max_history_page": 200})
+    );
+    // The message limit it names is the one applied.
+    a.send_json(json!({"chat_id": chat, "message": "x".repeat(4001)}))
+        .await;
+    let refused = a.expect("refusal", |v| v["action"] == "error").await;
+    assert_eq!(refused["code"], "invalid_field", "{refused}");
 }

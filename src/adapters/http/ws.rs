@@ -21,7 +21,9 @@ use super::auth::{Source, check_origin, token};
 use super::error::ApiError;
 use super::registry::{Outbound, Scope};
 use super::routes::state;
-use crate::domain::{AuthUser, ChatId, Error, EventKind, MessageBody, MessageId};
+use crate::domain::{
+    AuthUser, ChatId, ChatName, Error, EventKind, HistoryPage, MessageBody, MessageId,
+};
 
 /// The largest frame or message a client may send; bigger ones close the socket (1009).
 /// Anything below it is read, and a body over the message limit gets an `error` event.
@@ -147,11 +149,23 @@ impl Session {
         chats: Vec<ChatId>,
         ws: WebSocket,
     ) {
-        // `/ws` greets with the chats it follows, so a client knows it is live; the original
-        // `/ws/{chat_id}` sends nothing its clients would not expect.
+        // `/ws` greets with the chats it follows, so a client knows it is live, and with the
+        // limits it enforces, so a client checks input against this server's configuration
+        // instead of a copy; the original `/ws/{chat_id}` sends nothing its clients would not
+        // expect.
         let ready = (scope == Scope::All).then(|| {
-            json!({"action": "ready", "user_id": me.id, "username": me.username.as_str(), "chat_ids": chats})
-                .to_string()
+            json!({
+                "action": "ready",
+                "user_id": me.id,
+                "username": me.username.as_str(),
+                "chat_ids": chats,
+                "limits": {
+                    "max_message_chars": state.chats.limits().max_message_chars,
+                    "max_group_name_chars": ChatName::MAX,
+                    "max_history_page": HistoryPage::MAX_LIMIT,
+                },
+            })
+            .to_string()
         });
         let (conn, mut outbound) = state
             .registry

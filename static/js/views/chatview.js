@@ -11,12 +11,11 @@ import * as S from '../store.js';
 const GROUP_GAP_MS = 5 * 60_000;   // messages further apart than this start a new group
 const NEAR_BOTTOM_PX = 120;        // "at the bottom" tolerance for auto-scroll
 const LOAD_OLDER_PX = 300;         // start loading older messages this close to the top
-const COUNTER_FROM = 3500;         // show the character counter from this length
+const COUNTER_FROM = 0.875;        // show the character counter from this share of the limit
 const JUMBO_RE = /^(?:\p{Extended_Pictographic}|\p{Emoji_Modifier}|\u200d|\ufe0f|\s){1,12}$/u;
 
 let els = null;
 let actions = null;
-let maxChars = 4000;
 let currentKey = null;
 let nodes = new Map();        // message id -> element
 let dayNodes = new Map();     // day key -> separator element
@@ -29,9 +28,8 @@ let unseenBelow = 0;          // new messages that arrived while scrolled up
  * actions: { send(text) -> bool, composerChanged(hasText), loadOlder(), retryLoad(),
  *            retryPending(id), discardPending(id), back(), toggleMembers() }
  */
-export function initChatView(a, { maxMessageChars } = {}) {
+export function initChatView(a) {
   actions = a;
-  maxChars = maxMessageChars || maxChars;
   els = {
     app: $('#app-screen'),
     noChat: $('#no-chat'),
@@ -88,6 +86,7 @@ export function initChatView(a, { maxMessageChars } = {}) {
   S.on('presence', () => { if (currentKey) renderHeader(); });
   S.on('chats', () => { if (currentKey) renderHeader(); });
   S.on('typing', ({ chatId }) => { if (chatId === currentKey) renderTyping(); });
+  S.on('limits', updateComposer);
   S.on('tick', () => {
     if (!currentKey) return;
     renderHeader();
@@ -466,10 +465,7 @@ function onListClick(e) {
 function onInput() {
   autoGrow();
   updateComposer();
-  if (currentKey) {
-    if (els.input.value) S.state.drafts.set(currentKey, els.input.value);
-    else S.state.drafts.delete(currentKey);
-  }
+  if (currentKey) S.setDraft(currentKey, els.input.value);
   actions.composerChanged(els.input.value.trim().length > 0);
 }
 
@@ -479,24 +475,28 @@ function autoGrow() {
   input.style.height = `${input.scrollHeight + 2}px`;
 }
 
+/** The server's message limit; until the socket brings it, the server alone judges length. */
+const maxChars = () => S.limit('max_message_chars') ?? Infinity;
+
 function updateComposer() {
   const n = charCount(els.input.value.trim());
-  els.send.disabled = n === 0 || n > maxChars;
-  const showCount = n >= COUNTER_FROM;
+  const max = maxChars();
+  els.send.disabled = n === 0 || n > max;
+  const showCount = n >= Math.floor(max * COUNTER_FROM);
   els.count.hidden = !showCount;
   if (showCount) {
-    els.count.textContent = `${n.toLocaleString()} / ${maxChars.toLocaleString()}`;
-    els.count.classList.toggle('over', n > maxChars);
+    els.count.textContent = `${n.toLocaleString()} / ${max.toLocaleString()}`;
+    els.count.classList.toggle('over', n > max);
   }
 }
 
 function submit() {
   const text = els.input.value;
   const n = charCount(text.trim());
-  if (!n || n > maxChars) return;
+  if (!n || n > maxChars()) return;
   if (!actions.send(text)) return;
   els.input.value = '';
-  if (currentKey) S.state.drafts.delete(currentKey);
+  if (currentKey) S.setDraft(currentKey, '');
   autoGrow();
   updateComposer();
   els.input.focus({ preventScroll: true });

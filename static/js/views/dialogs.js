@@ -187,7 +187,7 @@ export function openNewGroupDialog(actions, preset = {}) {
     build(body, footer, close, dialog) {
       const form = h('form', { class: 'group-form', novalidate: true, id: 'group-form' });
       const nameInput = h('input', {
-        id: 'group-name', name: 'name', class: 'input', type: 'text', maxlength: '64', required: true,
+        id: 'group-name', name: 'name', class: 'input', type: 'text', maxlength: S.limit('max_group_name_chars'), required: true,
         autocomplete: 'off', testid: 'group-name', placeholder: 'e.g. Weekend hikers', 'data-autofocus': '',
       });
       const visibility = h('select', { id: 'group-visibility', name: 'visibility', class: 'input', testid: 'group-visibility' },

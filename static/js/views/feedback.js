@@ -37,6 +37,12 @@ export function toast(text, { kind = 'info', timeout } = {}) {
   return el;
 }
 
+/** Toast a failed request's reason. A 401 shows nothing: the session handler takes over. */
+export function reportError(err, fallback) {
+  if (err?.status === 401) return;
+  toast(err?.detail || fallback || 'Something went wrong.', { kind: 'error' });
+}
+
 export function clearToasts() {
   document.getElementById('toasts')?.replaceChildren();
 }
