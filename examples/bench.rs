@@ -8,115 +8,20 @@
 //! Prints medians (and p90/p99) of each figure; record them with the machine in
 //! `docs/benchmarks.md`.
 
-use std::process::{Child, Command, Stdio};
+mod support;
+
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
+use support::{Server, Ws, pct};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 const ROUND_TRIPS: usize = 2000;
 const GROUP_SIZE: usize = 10;
 const PER_SENDER: usize = 200;
 const IDLE_SOCKETS: usize = 1000;
 const HISTORY_READS: usize = 1000;
-
-struct Server {
-    child: Child,
-    base: String,
-    addr: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0)
-    }
-}
-
-async fn start(db: &str) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let database_url = match db {
-        "sqlite" => format!("sqlite://{}", dir.path().join("bench.db").display()),
-        "memory" => "memory://".to_owned(),
-        url => url.to_owned(),
-    };
-    let bin = std::env::var("PARLEY_BIN").unwrap_or_else(|_| "target/release/parley".into());
-    let child = Command::new(bin)
-        .env("PARLEY_BIND", &addr)
-        .env("DATABASE_URL", database_url)
-        .env("SECRET_KEY", "bench-secret-bench-secret-bench-secret")
-        .env("PARLEY_LOG", "warn")
-        // The fan-out senders post as fast as they can; lift the per-socket flood limit.
-        .env("PARLEY_WS_FRAMES_PER_SECOND", "1000000")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("run target/release/parley (cargo build --release first)");
-    let server = Server {
-        child,
-        base: format!("http://{addr}"),
-        addr,
-        _dir: dir,
-    };
-    for _ in 0..100 {
-        if reqwest::get(format!("{}/health", server.base))
-            .await
-            .is_ok()
-        {
-            return server;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("server did not start");
-}
-
-async fn user(s: &Server, name: &str) -> (i64, String) {
-    let c = reqwest::Client::new();
-    let r: Value = c
-        .post(format!("{}/auth/register", s.base))
-        .json(&json!({"username": name, "email": format!("{name}@bench.io"), "password": "password123", "password_confirm": "password123"}))
-        .send().await.unwrap().json().await.unwrap();
-    let t: Value = c
-        .post(format!("{}/auth/login", s.base))
-        .form(&[("username", name), ("password", "password123")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    (
-        r["id"].as_i64().unwrap(),
-        t["access_token"].as_str().unwrap().to_owned(),
-    )
-}
-
-async fn ws(s: &Server, path: &str, token: &str) -> Ws {
-    let url = format!("ws://{}{path}?token={token}", s.addr);
-    tokio_tungstenite::connect_async(url).await.unwrap().0
-}
 
 async fn next_message(ws: &mut Ws) -> Value {
     loop {
@@ -130,10 +35,6 @@ async fn next_message(ws: &mut Ws) -> Value {
             _ => continue,
         }
     }
-}
-
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 fn report(name: &str, mut samples: Vec<Duration>) {
@@ -150,7 +51,8 @@ fn report(name: &str, mut samples: Vec<Duration>) {
 #[tokio::main]
 async fn main() {
     let db = std::env::args().nth(1).unwrap_or_else(|| "sqlite".into());
-    let s = start(&db).await;
+    // The fan-out senders post as fast as they can; lift the per-socket flood limit.
+    let s = Server::start(&db, &[("PARLEY_WS_FRAMES_PER_SECOND", "1000000")]).await;
     println!(
         "parley bench on {db}, {} cores",
         std::thread::available_parallelism().map_or(0, |n| n.get())
@@ -158,20 +60,11 @@ async fn main() {
     let c = reqwest::Client::new();
 
     // Round trip: ann posts on her socket, bob's socket receives it (stored first).
-    let (_, ann) = user(&s, "ann").await;
-    let (bob_id, bob) = user(&s, "bob").await;
-    let chat: Value = c
-        .post(format!("{}/chats/{bob_id}", s.base))
-        .bearer_auth(&ann)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let chat = chat["chat_id"].as_i64().unwrap();
-    let mut a = ws(&s, &format!("/ws/{chat}"), &ann).await;
-    let mut b = ws(&s, &format!("/ws/{chat}"), &bob).await;
+    let (_, ann) = s.user("ann").await;
+    let (bob_id, bob) = s.user("bob").await;
+    let chat = s.direct_chat(&ann, bob_id).await;
+    let mut a = s.ws(&format!("/ws/{chat}"), &ann).await;
+    let mut b = s.ws(&format!("/ws/{chat}"), &bob).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut rtt = Vec::with_capacity(ROUND_TRIPS);
     for i in 0..ROUND_TRIPS {
@@ -208,7 +101,7 @@ async fn main() {
     // receives every message.
     let mut members = Vec::new();
     for i in 0..GROUP_SIZE {
-        members.push(user(&s, &format!("member{i}")).await);
+        members.push(s.user(&format!("member{i}")).await);
     }
     let ids: Vec<i64> = members.iter().map(|m| m.0).collect();
     let g: Value = c
@@ -224,7 +117,7 @@ async fn main() {
     let group = g["chat_id"].as_i64().unwrap();
     let mut sockets = Vec::new();
     for (_, token) in &members {
-        sockets.push(ws(&s, &format!("/ws/{group}"), token).await);
+        sockets.push(s.ws(&format!("/ws/{group}"), token).await);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let total = GROUP_SIZE * PER_SENDER;
@@ -273,7 +166,7 @@ async fn main() {
     let before = s.rss_kib();
     let mut idle = Vec::with_capacity(IDLE_SOCKETS);
     for _ in 0..IDLE_SOCKETS {
-        let mut w = ws(&s, "/ws", &bob).await;
+        let mut w = s.ws("/ws", &bob).await;
         // Wait for the greeting so the socket is fully set up.
         while let Some(Ok(m)) = w.next().await {
             if m.to_text().is_ok_and(|t| t.contains("\"ready\"")) {

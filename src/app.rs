@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use futures_util::future::BoxFuture;
 use salvo::conn::tcp::TcpAcceptor;
 use salvo::prelude::*;
 use tokio::sync::{Notify, watch};
@@ -25,6 +26,9 @@ use crate::config::{Config, Database};
 use crate::domain::{AuthService, ChatService, Limits};
 use crate::ports::{ChatRepo, EventBus, MessageRepo, PasswordHasher, SessionRepo, UserRepo};
 
+/// What to do with the storage once the server has stopped.
+type CloseHook = Arc<dyn Fn() -> BoxFuture<'static, ()> + Send + Sync>;
+
 /// The storage ports, however they are implemented.
 #[derive(Clone)]
 pub struct Storage {
@@ -32,6 +36,7 @@ pub struct Storage {
     pub chats: Arc<dyn ChatRepo>,
     pub messages: Arc<dyn MessageRepo>,
     pub sessions: Arc<dyn SessionRepo>,
+    on_close: Option<CloseHook>,
 }
 
 impl Storage {
@@ -46,6 +51,25 @@ impl Storage {
             chats: store.clone(),
             messages: store.clone(),
             sessions: store,
+            on_close: None,
+        }
+    }
+
+    /// Runs `close` when the server stops, after the last request: to flush and close a
+    /// database, say.
+    #[must_use]
+    pub fn on_close<F>(mut self, close: impl Fn() -> F + Send + Sync + 'static) -> Self
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.on_close = Some(Arc::new(move || Box::pin(close())));
+        self
+    }
+
+    /// Runs what [`Storage::on_close`] was given, if anything.
+    pub async fn close(&self) {
+        if let Some(close) = &self.on_close {
+            close().await;
         }
     }
 }
@@ -63,11 +87,12 @@ impl Backing {
     /// they stay in this process.
     ///
     /// # Errors
-    /// When the database cannot be opened, migrated or listened to.
-    pub async fn open(db: &Database, max_connections: u32) -> anyhow::Result<Self> {
-        Ok(match db {
+    /// When the database cannot be opened, migrated or listened to, or the configuration names
+    /// no database Parley knows.
+    pub async fn open(config: &Config) -> anyhow::Result<Self> {
+        Ok(match config.database()? {
             Database::Postgres(url) => {
-                let store = PgStore::connect(url, max_connections)
+                let store = PgStore::connect(&url, config.db_max_connections)
                     .await
                     .context("cannot open the PostgreSQL database")?;
                 let bus = PgBus::start(store.pool().clone())
@@ -78,11 +103,16 @@ impl Backing {
                     bus: Arc::new(bus),
                 }
             }
-            Database::Sqlite(url) => Self::local(Storage::from_store(
-                SqliteStore::connect(url)
+            Database::Sqlite(url) => {
+                let store = SqliteStore::connect_with(&url, config.sqlite_synchronous)
                     .await
-                    .with_context(|| format!("cannot open the SQLite database {url}"))?,
-            )),
+                    .with_context(|| format!("cannot open the SQLite database {url}"))?;
+                let closing = store.clone();
+                Self::local(Storage::from_store(store).on_close(move || {
+                    let store = closing.clone();
+                    async move { store.close().await }
+                }))
+            }
             Database::Memory => Self::local(Storage::from_store(MemoryStore::new())),
         })
     }
@@ -111,6 +141,7 @@ pub struct App {
     listener: tokio::net::TcpListener,
     local_addr: SocketAddr,
     state: Arc<HttpState>,
+    storage: Storage,
     shutdown: watch::Sender<bool>,
     stop: Arc<Notify>,
 }
@@ -123,7 +154,7 @@ impl App {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let db = config.database()?;
         tracing::info!(database = %db.describe(), "opening storage");
-        let backing = Backing::open(&db, config.db_max_connections).await?;
+        let backing = Backing::open(&config).await?;
         Self::build_with(config, backing, Arc::new(Argon2Hasher::owasp())).await
     }
 
@@ -137,6 +168,7 @@ impl App {
         hasher: Arc<dyn PasswordHasher>,
     ) -> anyhow::Result<Self> {
         let Backing { storage, bus } = backing;
+        let closing = storage.clone();
         let secret = match &config.secret_key {
             Some(s) => s.expose().as_bytes().to_vec(),
             None => {
@@ -198,6 +230,7 @@ impl App {
             listener,
             local_addr,
             state,
+            storage: closing,
             shutdown,
             stop: Arc::new(Notify::new()),
         })
@@ -214,7 +247,7 @@ impl App {
     }
 
     /// Serves until Ctrl-C, SIGTERM or [`Stopper::stop`]: then stops accepting, closes every
-    /// socket with 1001 and returns once in-flight requests are done.
+    /// socket with 1001, waits for in-flight requests and closes the storage.
     ///
     /// # Errors
     /// When the listener fails.
@@ -241,6 +274,7 @@ impl App {
             handle.stop_graceful(Some(Duration::from_secs(10)));
         });
         server.serve(http::service(self.state)).await;
+        self.storage.close().await;
         tracing::info!("stopped");
         Ok(())
     }

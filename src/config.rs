@@ -11,6 +11,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 use crate::adapters::jwt::MIN_SECRET_LEN;
+pub use crate::adapters::sqlite::SqliteSync;
 
 /// Everything a Parley server can be told.
 #[derive(Clone, Serialize, Deserialize)]
@@ -22,6 +23,8 @@ pub struct Config {
     pub database_url: Option<String>,
     /// Where the embedded database lives when `database_url` is unset.
     pub sqlite_path: PathBuf,
+    /// When SQLite makes a commit durable (see [`SqliteSync`]).
+    pub sqlite_synchronous: SqliteSync,
     /// Largest PostgreSQL pool.
     pub db_max_connections: u32,
     /// HS256 signing key, at least 32 bytes. Unset: a random key for this run only.
@@ -49,6 +52,7 @@ impl Default for Config {
             bind: SocketAddr::from(([127, 0, 0, 1], 8000)),
             database_url: None,
             sqlite_path: PathBuf::from("parley.db"),
+            sqlite_synchronous: SqliteSync::Normal,
             db_max_connections: 20,
             secret_key: None,
             token_ttl_minutes: 30,
@@ -90,6 +94,7 @@ impl fmt::Debug for Config {
             .field("database", &self.database().map(|d| d.describe()))
             .field("secret_key", &self.secret_key)
             .field("token_ttl_minutes", &self.token_ttl_minutes)
+            .field("sqlite_synchronous", &self.sqlite_synchronous)
             .field("max_message_chars", &self.max_message_chars)
             .field("public_url", &self.public_url)
             .field("allowed_origins", &self.allowed_origins)
@@ -298,6 +303,18 @@ mod tests {
         assert!(matches!(c.database().unwrap(), Database::Memory));
         c.database_url = Some("mysql://x".into());
         assert_eq!(c.database().unwrap_err().key, "DATABASE_URL");
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // The closure's type is figment's.
+    fn sqlite_synchronous_reads_normal_or_full_and_names_the_key_otherwise() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("PARLEY_SQLITE_SYNCHRONOUS", "full");
+            assert_eq!(Config::load().unwrap().sqlite_synchronous, SqliteSync::Full);
+            jail.set_env("PARLEY_SQLITE_SYNCHRONOUS", "sometimes");
+            assert_eq!(Config::load().unwrap_err().key, "PARLEY_SQLITE_SYNCHRONOUS");
+            Ok(())
+        });
     }
 
     #[test]

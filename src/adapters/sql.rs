@@ -33,6 +33,16 @@ pub(crate) fn db_error(e: sqlx::Error) -> Error {
     Error::unexpected(e)
 }
 
+/// The one row of an autocommit write with `RETURNING`, which must be run with `fetch_all`.
+///
+/// On SQLite such a statement stopped after its first row (as `fetch_one` stops it) commits
+/// only when it is reset, and a commit made by a reset never calls the write-ahead log's hook:
+/// the automatic checkpoint never runs and the log grows by every write, without bound. Run to
+/// its end, the statement commits inside its last step, where the hook is called.
+pub(crate) fn only_row<T>(rows: Vec<T>) -> Result<T, sqlx::Error> {
+    rows.into_iter().next().ok_or(sqlx::Error::RowNotFound)
+}
+
 /// [`db_error`] for a statement whose only foreign keys name users.
 pub(crate) fn user_fk_error(e: sqlx::Error) -> Error {
     match db_error(e) {
@@ -263,7 +273,7 @@ macro_rules! sql_store {
 
         use $crate::adapters::sql::{
             chat_columns, db_error, message_select, user_columns, user_fk_error, AccessRow,
-            ChatRow, MemberRow, MessageRow, RoomRow, SummaryRow, UserRow,
+            ChatRow, MemberRow, MessageRow, RoomRow, SummaryRow, UserRow, only_row,
         };
         use $crate::domain::error::{Error, Result};
         use $crate::domain::{
@@ -282,8 +292,9 @@ macro_rules! sql_store {
                     .bind(user.email.as_str())
                     .bind(&user.password_hash)
                     .bind(user.created_at)
-                    .fetch_one(&self.write)
+                    .fetch_all(&self.write)
                     .await
+                    .and_then(only_row)
                     .map(User::from)
                     .map_err(db_error)
             }
@@ -629,8 +640,9 @@ macro_rules! sql_store {
                 .bind(message.sender_id.0)
                 .bind(message.body.as_str())
                 .bind(message.created_at)
-                .fetch_one(&self.write)
-                .await;
+                .fetch_all(&self.write)
+                .await
+                .and_then(only_row);
                 match inserted {
                     Ok(id) => Ok(MessageId(id)),
                     Err(e) => match db_error(e) {

@@ -25,4 +25,5 @@ mod cookies;
 mod groups;
 mod lifecycle;
 mod sockets;
+mod sqlite_wal;
 mod user_socket;
