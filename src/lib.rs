@@ -11,6 +11,7 @@ pub mod app;
 pub mod config;
 pub mod domain;
 pub mod ports;
+pub mod services;
 
 pub use app::App;
 pub use config::Config;

@@ -119,7 +119,7 @@ mod tests {
     #[tokio::test]
     async fn the_login_decoy_is_a_well_formed_owasp_hash_that_matches_nothing() {
         // Well-formed, so verifying against it costs a full hash like a real user's would.
-        let decoy = crate::domain::services::DECOY_HASH;
+        let decoy = crate::services::DECOY_HASH;
         let parsed = argon2::password_hash::phc::PasswordHash::new(decoy).expect("decoy parses");
         let params = Params::try_from(&parsed).unwrap();
         let owasp = Params::new(19_456, 2, 1, None).unwrap();

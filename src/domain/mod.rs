@@ -1,19 +1,19 @@
-//! The heart of Parley: what a user, a chat and a message are, the rules they obey and the use
-//! cases that change them. Nothing here performs I/O or knows about HTTP, SQL or JSON; the
-//! services reach the outside world only through the traits in [`crate::ports`].
+//! The heart of Parley: what a user, a chat and a message are, the values that validate
+//! themselves, the errors and the events. It depends on nothing else in the crate: the ports
+//! speak its types, the services in [`crate::services`] apply its rules.
 
 pub mod error;
 pub mod events;
 pub mod model;
 pub mod presence;
-pub mod services;
 pub mod throttle;
 pub mod values;
 
-pub use error::{Error, ValidationError};
+/// The services moved to [`crate::services`]; these paths keep working for code that used them.
+pub use crate::services::{AuthService, ChatService, Limits};
+pub use error::{Error, Result, ValidationError};
 pub use events::{Event, EventKind};
 pub use model::*;
 pub use presence::Presence;
-pub use services::{AuthService, ChatService, Limits};
 pub use throttle::LoginThrottle;
 pub use values::{ChatName, Email, MessageBody, Password, Username};

@@ -263,3 +263,14 @@ pub struct Claims {
     pub session: SessionId,
     pub expires_at: DateTime<Utc>,
 }
+
+/// Access of one user to one chat, read in one step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChatAccess {
+    /// No chat has that id.
+    NoSuchChat,
+    /// The chat exists; the user is not in it.
+    Outsider(Chat),
+    /// The user is a member with this role.
+    Member(Chat, Role),
+}

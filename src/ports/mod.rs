@@ -1,4 +1,5 @@
-//! The traits the domain needs from the outside world, one per outside thing. Adapters in
+//! The traits the use cases in [`crate::services`] need from the outside world, one per
+//! outside thing. They speak the types of [`crate::domain`] and nothing else. Adapters in
 //! [`crate::adapters`] implement them; library users may bring their own. With the `mocks`
 //! feature (and in this crate's tests) each trait has a `mockall` mock: `MockUserRepo`, ...
 
@@ -8,6 +9,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures_util::Stream;
 
+/// Kept here too for code written when it lived in this module.
+pub use crate::domain::ChatAccess;
 use crate::domain::error::Result;
 use crate::domain::{
     AccessToken, Chat, ChatId, ChatSummary, Claims, Event, HistoryPage, Member, Message, MessageId,
@@ -48,17 +51,6 @@ pub trait UserRepo: Send + Sync + 'static {
     /// # Errors
     /// `Unexpected` on storage failure only.
     async fn touch_last_seen(&self, id: UserId, at: DateTime<Utc>) -> Result<()>;
-}
-
-/// Access of one user to one chat, read in one step.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ChatAccess {
-    /// No chat has that id.
-    NoSuchChat,
-    /// The chat exists; the user is not in it.
-    Outsider(Chat),
-    /// The user is a member with this role.
-    Member(Chat, Role),
 }
 
 /// Where chats and their memberships are kept.
