@@ -21,10 +21,15 @@ use crate::adapters::http::{self, HttpState};
 use crate::adapters::jwt::JwtTokens;
 use crate::adapters::memory::MemoryStore;
 use crate::adapters::postgres::PgStore;
+use crate::adapters::presence::LocalPresence;
 use crate::adapters::sqlite::SqliteStore;
+use crate::adapters::throttle::LocalLoginFailures;
 use crate::config::{Config, Database};
-use crate::domain::{AuthService, ChatService, Limits};
-use crate::ports::{ChatRepo, EventBus, MessageRepo, PasswordHasher, SessionRepo, UserRepo};
+use crate::ports::{ChatRepo, Clock, EventBus, MessageRepo, PasswordHasher, SessionRepo, UserRepo};
+use crate::services::{
+    AuthService, ChatService, Limits, MembershipService, MessageService, PresenceService,
+    UserDirectory,
+};
 
 /// What to do with the storage once the server has stopped.
 type CloseHook = Arc<dyn Fn() -> BoxFuture<'static, ()> + Send + Sync>;
@@ -180,7 +185,11 @@ impl App {
             }
         };
         let tokens = JwtTokens::new(&secret, chrono::Duration::minutes(config.token_ttl_minutes))?;
-        let clock = Arc::new(SystemClock);
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let limits = Limits {
+            max_message_chars: config.max_message_chars,
+            ..Limits::default()
+        };
         let auth = AuthService::new(
             storage.users.clone(),
             storage.sessions.clone(),
@@ -188,17 +197,29 @@ impl App {
             Arc::new(tokens),
             clock.clone(),
             bus.clone(),
+            Arc::new(LocalLoginFailures::new()),
         );
-        let chats = ChatService::new(
-            storage.users,
-            storage.chats,
+        let users = UserDirectory::new(storage.users.clone());
+        let chats = ChatService::new(storage.chats.clone(), bus.clone(), clock.clone(), limits);
+        let members = MembershipService::new(
+            storage.users.clone(),
+            storage.chats.clone(),
+            bus.clone(),
+            clock.clone(),
+        );
+        let messages = MessageService::new(
+            storage.chats.clone(),
             storage.messages,
             bus.clone(),
+            clock.clone(),
+            limits,
+        );
+        let presence = PresenceService::new(
+            storage.users,
+            storage.chats,
+            bus.clone(),
             clock,
-            Limits {
-                max_message_chars: config.max_message_chars,
-                ..Limits::default()
-            },
+            Arc::new(LocalPresence::new()),
         );
 
         let listener = tokio::net::TcpListener::bind(config.bind)
@@ -214,7 +235,11 @@ impl App {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let state = Arc::new(HttpState {
             auth,
+            users,
             chats,
+            members,
+            messages,
+            presence,
             registry,
             origins: allowed_origins(&config, local_addr),
             cookie_secure: config.cookie_secure.unwrap_or_else(|| {

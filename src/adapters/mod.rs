@@ -7,5 +7,7 @@ pub mod http;
 pub mod jwt;
 pub mod memory;
 pub mod postgres;
+pub mod presence;
 mod sql;
 pub mod sqlite;
+pub mod throttle;

@@ -5,8 +5,6 @@
 pub mod error;
 pub mod events;
 pub mod model;
-pub mod presence;
-pub mod throttle;
 pub mod values;
 
 /// The services moved to [`crate::services`]; these paths keep working for code that used them.
@@ -14,6 +12,4 @@ pub use crate::services::{AuthService, ChatService, Limits};
 pub use error::{Error, Result, ValidationError};
 pub use events::{Event, EventKind};
 pub use model::*;
-pub use presence::Presence;
-pub use throttle::LoginThrottle;
 pub use values::{ChatName, Email, MessageBody, Password, Username};

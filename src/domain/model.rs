@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::error::ValidationError;
 use super::values::{ChatName, Email, MessageBody, Username};
 
 macro_rules! id_type {
@@ -221,9 +222,42 @@ pub struct HistoryPage {
     pub limit: u32,
 }
 
+/// A page of history as a client asked for it, not yet checked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PageRequest {
+    /// Messages before this id.
+    pub before: Option<i64>,
+    /// Messages after this id.
+    pub after: Option<i64>,
+    /// How many; [`HistoryPage::DEFAULT_LIMIT`] when absent.
+    pub limit: Option<i64>,
+}
+
 impl HistoryPage {
     pub const DEFAULT_LIMIT: u32 = 50;
     pub const MAX_LIMIT: u32 = 200;
+
+    /// Checks a request: the page size must be 1 to [`HistoryPage::MAX_LIMIT`].
+    ///
+    /// # Errors
+    /// A [`ValidationError`] on `limit`.
+    pub fn parse(request: PageRequest) -> Result<Self, ValidationError> {
+        let limit = match request.limit {
+            None => Self::DEFAULT_LIMIT,
+            Some(n) if (1..=i64::from(Self::MAX_LIMIT)).contains(&n) => n as u32,
+            Some(_) => {
+                return Err(ValidationError::new(
+                    "limit",
+                    format!("'limit' must be between 1 and {}.", Self::MAX_LIMIT),
+                ));
+            }
+        };
+        Ok(Self {
+            before: request.before.map(MessageId),
+            after: request.after.map(MessageId),
+            limit,
+        })
+    }
 
     /// The latest messages.
     pub fn latest(limit: u32) -> Self {

@@ -3,6 +3,9 @@
 //! [`crate::adapters`] implement them; library users may bring their own. With the `mocks`
 //! feature (and in this crate's tests) each trait has a `mockall` mock: `MockUserRepo`, ...
 
+mod presence;
+mod throttle;
+
 use std::pin::Pin;
 
 use async_trait::async_trait;
@@ -16,6 +19,12 @@ use crate::domain::{
     AccessToken, Chat, ChatId, ChatSummary, Claims, Event, HistoryPage, Member, Message, MessageId,
     NewGroup, NewMessage, NewUser, Password, Role, RoomSummary, SessionId, User, UserId,
 };
+#[cfg(any(test, feature = "mocks"))]
+pub use presence::MockPresenceTracker;
+pub use presence::PresenceTracker;
+#[cfg(any(test, feature = "mocks"))]
+pub use throttle::MockLoginFailures;
+pub use throttle::{Failures, LoginFailures};
 
 /// Where users are kept.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]

@@ -3,10 +3,19 @@
 use std::sync::Arc;
 
 use crate::domain::error::{Error, Result};
-use crate::domain::{
-    AccessToken, AuthUser, Email, Event, LoginThrottle, NewUser, Password, User, Username,
+use chrono::Duration;
+
+use crate::domain::{AccessToken, AuthUser, Email, Event, NewUser, Password, User, Username};
+use crate::ports::{
+    Clock, EventBus, LoginFailures, PasswordHasher, SessionRepo, TokenService, UserRepo,
 };
-use crate::ports::{Clock, EventBus, PasswordHasher, SessionRepo, TokenService, UserRepo};
+
+/// Failed logins on one login name that lock it...
+const MAX_FAILURES: u32 = 10;
+/// ...within this long after the first of them, until it has passed.
+fn failure_window() -> Duration {
+    Duration::minutes(15)
+}
 
 /// Accounts and sessions.
 #[derive(Clone)]
@@ -17,7 +26,7 @@ pub struct AuthService {
     tokens: Arc<dyn TokenService>,
     clock: Arc<dyn Clock>,
     bus: Arc<dyn EventBus>,
-    throttle: Arc<LoginThrottle>,
+    failures: Arc<dyn LoginFailures>,
 }
 
 /// A PHC string of a password nobody has, verified when the login names no user so that
@@ -32,6 +41,7 @@ impl AuthService {
         tokens: Arc<dyn TokenService>,
         clock: Arc<dyn Clock>,
         bus: Arc<dyn EventBus>,
+        failures: Arc<dyn LoginFailures>,
     ) -> Self {
         Self {
             users,
@@ -40,7 +50,7 @@ impl AuthService {
             tokens,
             clock,
             bus,
-            throttle: Arc::new(LoginThrottle::default()),
+            failures,
         }
     }
 
@@ -72,9 +82,13 @@ impl AuthService {
     /// ten failures on one login within fifteen minutes, until they are past.
     pub async fn login(&self, login: &str, password: &Password) -> Result<AccessToken> {
         let now = self.clock.now();
-        if let Some(until) = self.throttle.locked_until(login, now) {
+        // Counted per login as typed, case-folded: the username and the email are two keys.
+        let key = login.trim().to_lowercase();
+        if let Some(failed) = self.failures.get(&key, now).await?
+            && failed.count >= MAX_FAILURES
+        {
             return Err(Error::TooManyAttempts(
-                until.format("%H:%M UTC").to_string(),
+                failed.until.format("%H:%M UTC").to_string(),
             ));
         }
         let user = self.users.find_by_login(login.trim()).await?;
@@ -84,11 +98,11 @@ impl AuthService {
         let matches = self.hasher.verify(password, hash).await?;
         match user {
             Some(user) if matches => {
-                self.throttle.succeeded(login);
+                self.failures.clear(&key).await?;
                 self.tokens.issue(user.id)
             }
             _ => {
-                self.throttle.failed(login, now);
+                self.failures.add(&key, now, failure_window()).await?;
                 Err(Error::InvalidCredentials)
             }
         }
@@ -143,13 +157,13 @@ impl AuthService {
 #[cfg(test)]
 mod tests {
     use chrono::{TimeZone, Utc};
-    use mockall::predicate::eq;
+    use mockall::predicate::{always, eq};
 
     use super::*;
     use crate::domain::{Claims, SessionId, UserId};
     use crate::ports::{
-        MockClock, MockEventBus, MockPasswordHasher, MockSessionRepo, MockTokenService,
-        MockUserRepo,
+        Failures, MockClock, MockEventBus, MockLoginFailures, MockPasswordHasher, MockSessionRepo,
+        MockTokenService, MockUserRepo,
     };
 
     struct Mocks {
@@ -158,16 +172,23 @@ mod tests {
         hasher: MockPasswordHasher,
         tokens: MockTokenService,
         bus: MockEventBus,
+        failures: MockLoginFailures,
     }
 
     impl Mocks {
+        /// Mocks whose login has failed nowhere before; failures are counted, successes clear.
         fn new() -> Self {
+            let mut failures = MockLoginFailures::new();
+            failures.expect_get().returning(|_, _| Ok(None));
+            failures.expect_add().returning(|_, _, _| Ok(()));
+            failures.expect_clear().returning(|_| Ok(()));
             Self {
                 users: MockUserRepo::new(),
                 sessions: MockSessionRepo::new(),
                 hasher: MockPasswordHasher::new(),
                 tokens: MockTokenService::new(),
                 bus: MockEventBus::new(),
+                failures,
             }
         }
 
@@ -183,6 +204,7 @@ mod tests {
                 Arc::new(self.tokens),
                 Arc::new(clock),
                 Arc::new(self.bus),
+                Arc::new(self.failures),
             )
         }
     }
@@ -288,22 +310,72 @@ mod tests {
     #[tokio::test]
     async fn a_throttled_login_neither_looks_up_nor_hashes() {
         let mut m = Mocks::new();
+        m.failures.checkpoint();
+        let until = Utc.with_ymd_and_hms(2026, 1, 2, 3, 15, 0).unwrap();
+        m.failures
+            .expect_get()
+            .with(eq("ann"), always())
+            .returning(move |_, _| Ok(Some(Failures { count: 10, until })));
+        m.failures.expect_add().times(0);
+        m.users.expect_find_by_login().times(0);
+        m.hasher.expect_verify().times(0);
+        m.tokens.expect_issue().times(0);
+        let err = m
+            .service()
+            .login(" ANN ", &Password::for_login("guess"))
+            .await;
+        assert!(matches!(err, Err(Error::TooManyAttempts(t)) if t == "03:15 UTC"));
+    }
+
+    #[tokio::test]
+    async fn nine_failures_still_let_the_right_password_in() {
+        let mut m = Mocks::new();
+        m.failures.checkpoint();
+        let until = Utc.with_ymd_and_hms(2026, 1, 2, 3, 15, 0).unwrap();
+        m.failures
+            .expect_get()
+            .returning(move |_, _| Ok(Some(Failures { count: 9, until })));
+        m.failures
+            .expect_clear()
+            .with(eq("ann"))
+            .times(1)
+            .returning(|_| Ok(()));
         m.users
             .expect_find_by_login()
-            .times(10)
             .returning(|_| Ok(Some(ann())));
-        m.hasher
-            .expect_verify()
-            .times(10)
-            .returning(|_, _| Ok(false));
-        m.tokens.expect_issue().times(0);
-        let service = m.service();
-        for _ in 0..10 {
-            let err = service.login("ann", &Password::for_login("guess")).await;
-            assert!(matches!(err, Err(Error::InvalidCredentials)));
-        }
-        let err = service.login("ANN", &Password::for_login("guess")).await;
-        assert!(matches!(err, Err(Error::TooManyAttempts(_))));
+        m.hasher.expect_verify().returning(|_, _| Ok(true));
+        m.tokens.expect_issue().times(1).returning(|_| {
+            Ok(AccessToken {
+                token: "t".into(),
+                expires_at: Utc::now(),
+            })
+        });
+        assert!(
+            m.service()
+                .login("Ann", &Password::for_login("right"))
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failure_is_counted_on_the_folded_login_for_fifteen_minutes() {
+        let mut m = Mocks::new();
+        m.failures.checkpoint();
+        m.failures.expect_get().returning(|_, _| Ok(None));
+        let now = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap();
+        m.failures
+            .expect_add()
+            .with(eq("ann@example.com"), eq(now), eq(Duration::minutes(15)))
+            .times(1)
+            .returning(|_, _, _| Ok(()));
+        m.users.expect_find_by_login().returning(|_| Ok(None));
+        m.hasher.expect_verify().returning(|_, _| Ok(false));
+        let err = m
+            .service()
+            .login(" Ann@Example.com", &Password::for_login("guess"))
+            .await;
+        assert!(matches!(err, Err(Error::InvalidCredentials)));
     }
 
     #[tokio::test]

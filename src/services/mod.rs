@@ -1,10 +1,41 @@
-//! The use cases of Parley, the application layer between the domain and the adapters. Each service holds the ports it needs as `Arc<dyn Port>` and decides
+//! The use cases of Parley, the application layer between the domain and the adapters, one
+//! service per area. Each holds the ports it needs as `Arc<dyn Port>`, takes input as a client
+//! sent it, checks it against the domain's rules and the configured [`Limits`], and decides
 //! policy: who may read a chat, who may add whom, what is published when.
 
+mod access;
 mod auth;
 mod chats;
+mod members;
+mod messages;
+mod presence;
+#[cfg(test)]
+mod testing;
+mod users;
 
 pub use auth::AuthService;
 #[cfg(test)]
 pub(crate) use auth::DECOY_HASH;
-pub use chats::{ChatService, Limits};
+pub use chats::ChatService;
+pub use members::MembershipService;
+pub use messages::MessageService;
+pub use presence::PresenceService;
+pub use users::UserDirectory;
+
+/// Limits that deployments may tune.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The longest message body, in characters after trimming.
+    pub max_message_chars: usize,
+    /// The most members a group may be created with.
+    pub max_group_members: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_message_chars: 4000,
+            max_group_members: 1000,
+        }
+    }
+}

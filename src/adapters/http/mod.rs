@@ -22,7 +22,9 @@ use salvo::prelude::*;
 use salvo::serve_static::static_embed;
 use tokio::sync::watch;
 
-use crate::domain::{AuthService, ChatService};
+use crate::services::{
+    AuthService, ChatService, MembershipService, MessageService, PresenceService, UserDirectory,
+};
 use registry::Registry;
 
 /// The web client, compiled into the binary (read from disk in debug builds, so editing
@@ -34,7 +36,11 @@ struct Assets;
 /// What every handler can reach.
 pub struct HttpState {
     pub auth: AuthService,
+    pub users: UserDirectory,
     pub chats: ChatService,
+    pub members: MembershipService,
+    pub messages: MessageService,
+    pub presence: PresenceService,
     pub registry: Arc<Registry>,
     /// Origins allowed to use the cookie, lower-case `scheme://host[:port]`.
     pub origins: HashSet<String>,

@@ -13,7 +13,7 @@ use super::HttpState;
 use super::auth::{COOKIE, authenticate};
 use super::dto::*;
 use super::error::ApiError;
-use crate::domain::{AuthUser, ChatId, HistoryPage, MessageBody, MessageId, Password, UserId};
+use crate::domain::{AuthUser, ChatId, MessageId, PageRequest, Password, UserId};
 
 /// The largest request body accepted, in bytes.
 const MAX_BODY: usize = 64 * 1024;
@@ -184,13 +184,15 @@ pub async fn list_users(
     depot: &mut Depot,
 ) -> Result<Json<Vec<UserStatusOut>>, ApiError> {
     let (state, me) = caller(depot, req).await?;
-    let users = state.chats.list_users(&me).await?;
+    let users = state.users.list_users(&me).await?;
+    let ids: Vec<UserId> = users.iter().map(|u| u.id).collect();
+    let online = state.presence.online_among(&ids).await?;
     Ok(Json(
         users
             .into_iter()
             .map(|u| UserStatusOut {
                 id: u.id.0,
-                is_online: state.chats.is_online(u.id),
+                is_online: online.contains(&u.id),
                 username: u.username.to_string(),
                 last_seen: u.last_seen.map(rfc3339),
             })
@@ -206,10 +208,15 @@ pub async fn list_chats(
 ) -> Result<Json<Vec<ChatListItem>>, ApiError> {
     let (state, me) = caller(depot, req).await?;
     let chats = state.chats.list_chats(&me).await?;
+    let peers: Vec<UserId> = chats
+        .iter()
+        .filter_map(|c| c.peer.as_ref().map(|p| p.id))
+        .collect();
+    let online = state.presence.online_among(&peers).await?;
     Ok(Json(
         chats
             .iter()
-            .map(|c| ChatListItem::new(c, |u| state.chats.is_online(u)))
+            .map(|c| ChatListItem::new(c, |u| online.contains(&u)))
             .collect(),
     ))
 }
@@ -257,6 +264,8 @@ pub async fn chat_details(
     let (state, me) = caller(depot, req).await?;
     let chat_id = ChatId(path_id(req, "chat_id")?);
     let (chat, members) = state.chats.chat_details(&me, chat_id).await?;
+    let ids: Vec<UserId> = members.iter().map(|m| m.user_id).collect();
+    let online = state.presence.online_among(&ids).await?;
     Ok(Json(ChatDetailsOut {
         chat_id: chat.id.0,
         kind: chat.kind.as_str(),
@@ -264,7 +273,7 @@ pub async fn chat_details(
         visibility: chat.visibility.as_str(),
         members: members
             .iter()
-            .map(|m| MemberOut::new(m, state.chats.is_online(m.user_id)))
+            .map(|m| MemberOut::new(m, online.contains(&m.user_id)))
             .collect(),
     }))
 }
@@ -276,7 +285,7 @@ pub async fn add_member(req: &mut Request, depot: &mut Depot) -> Result<StatusCo
     let chat_id = ChatId(path_id(req, "chat_id")?);
     let body: AddMemberBody = json_body(req).await?;
     state
-        .chats
+        .members
         .add_member(&me, chat_id, UserId(body.user_id))
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -288,10 +297,10 @@ pub async fn remove_member(req: &mut Request, depot: &mut Depot) -> Result<Statu
     let (state, me) = caller(depot, req).await?;
     let chat_id = ChatId(path_id(req, "chat_id")?);
     if req.param::<String>("user_id").as_deref() == Some("me") {
-        state.chats.leave(&me, chat_id).await?;
+        state.members.leave(&me, chat_id).await?;
     } else {
         let user = UserId(path_id(req, "user_id")?);
-        state.chats.remove_member(&me, chat_id, user).await?;
+        state.members.remove_member(&me, chat_id, user).await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -312,7 +321,7 @@ pub async fn list_rooms(
 pub async fn join(req: &mut Request, depot: &mut Depot) -> Result<Json<ChatIdOut>, ApiError> {
     let (state, me) = caller(depot, req).await?;
     let chat_id = ChatId(path_id(req, "chat_id")?);
-    let chat = state.chats.join(&me, chat_id).await?;
+    let chat = state.members.join(&me, chat_id).await?;
     Ok(Json(ChatIdOut { chat_id: chat.id.0 }))
 }
 
@@ -327,22 +336,12 @@ pub async fn history(
 ) -> Result<Json<Vec<MessageOut>>, ApiError> {
     let (state, me) = caller(depot, req).await?;
     let chat_id = ChatId(path_id(req, "chat_id")?);
-    let limit = match query_id(req, "limit")? {
-        None => HistoryPage::DEFAULT_LIMIT,
-        Some(n) if (1..=i64::from(HistoryPage::MAX_LIMIT)).contains(&n) => n as u32,
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "limit",
-                format!("'limit' must be between 1 and {}.", HistoryPage::MAX_LIMIT),
-            ));
-        }
+    let request = PageRequest {
+        before: query_id(req, "before")?,
+        after: query_id(req, "after")?,
+        limit: query_id(req, "limit")?,
     };
-    let page = HistoryPage {
-        before: query_id(req, "before")?.map(MessageId),
-        after: query_id(req, "after")?.map(MessageId),
-        limit,
-    };
-    let messages = state.chats.history(&me, chat_id, page).await?;
+    let messages = state.messages.history(&me, chat_id, request).await?;
     Ok(Json(messages.iter().map(MessageOut::from).collect()))
 }
 
@@ -360,9 +359,10 @@ pub async fn post_message(
     let (state, me) = caller(depot, req).await?;
     let chat_id = ChatId(path_id(req, "chat_id")?);
     let body: Body = json_body(req).await?;
-    let text = MessageBody::parse(&body.message, state.chats.limits().max_message_chars)
-        .map_err(crate::domain::Error::from)?;
-    let message = state.chats.post_message(&me, chat_id, text).await?;
+    let message = state
+        .messages
+        .post_message(&me, chat_id, &body.message)
+        .await?;
     res.status_code(StatusCode::CREATED);
     Ok(Json(MessageOut::from(&message)))
 }
@@ -374,7 +374,7 @@ pub async fn mark_read(req: &mut Request, depot: &mut Depot) -> Result<StatusCod
     let chat_id = ChatId(path_id(req, "chat_id")?);
     let body: ReadBody = json_body(req).await?;
     state
-        .chats
+        .messages
         .mark_read(&me, chat_id, MessageId(body.message_id))
         .await?;
     Ok(StatusCode::NO_CONTENT)

@@ -21,9 +21,7 @@ use super::auth::{Source, check_origin, token};
 use super::error::ApiError;
 use super::registry::{Outbound, Scope};
 use super::routes::state;
-use crate::domain::{
-    AuthUser, ChatId, ChatName, Error, EventKind, HistoryPage, MessageBody, MessageId,
-};
+use crate::domain::{AuthUser, ChatId, ChatName, Error, EventKind, HistoryPage, MessageId};
 
 /// The largest frame or message a client may send; bigger ones close the socket (1009).
 /// Anything below it is read, and a body over the message limit gets an `error` event.
@@ -160,7 +158,7 @@ impl Session {
                 "username": me.username.as_str(),
                 "chat_ids": chats,
                 "limits": {
-                    "max_message_chars": state.chats.limits().max_message_chars,
+                    "max_message_chars": state.messages.limits().max_message_chars,
                     "max_group_name_chars": ChatName::MAX,
                     "max_history_page": HistoryPage::MAX_LIMIT,
                 },
@@ -178,7 +176,7 @@ impl Session {
             session.state.registry.unregister(conn);
             return;
         }
-        if let Err(e) = session.state.chats.connect(&session.me).await {
+        if let Err(e) = session.state.presence.connect(&session.me).await {
             tracing::error!(error = ?e, "presence on connect failed");
         }
         let mut shutdown = session.state.shutdown.clone();
@@ -248,7 +246,7 @@ impl Session {
             let _ = sink.send(Message::close_with(code, reason)).await;
         }
         let _ = sink.close().await;
-        if let Err(e) = session.state.chats.disconnect(&session.me).await {
+        if let Err(e) = session.state.presence.disconnect(&session.me).await {
             tracing::error!(error = ?e, "presence on disconnect failed");
         }
     }
@@ -287,33 +285,28 @@ impl Session {
         // Membership is the domain's question: each use case below checks it against storage,
         // which is current even before this socket has heard of a chat it was just added to.
         let result = match (frame.action.as_deref(), frame.message) {
-            (None, Some(text)) => {
-                match MessageBody::parse(&text, self.state.chats.limits().max_message_chars) {
-                    Ok(body) => self
-                        .state
-                        .chats
-                        .post_message(&self.me, chat, body)
-                        .await
-                        .map(drop),
-                    Err(e) => Err(e.into()),
-                }
-            }
+            (None, Some(text)) => self
+                .state
+                .messages
+                .post_message(&self.me, chat, &text)
+                .await
+                .map(drop),
             (Some("typing"), None) => {
                 self.state
-                    .chats
+                    .messages
                     .typing(&self.me, chat, EventKind::Typing)
                     .await
             }
             (Some("stop_typing"), None) => {
                 self.state
-                    .chats
+                    .messages
                     .typing(&self.me, chat, EventKind::StopTyping)
                     .await
             }
             (Some("read"), None) => match frame.message_id {
                 Some(id) => {
                     self.state
-                        .chats
+                        .messages
                         .mark_read(&self.me, chat, MessageId(id))
                         .await
                 }
