@@ -1,6 +1,5 @@
-//! What happened, told to whoever listens: the domain publishes these on the
-//! [`EventBus`](crate::ports::EventBus) after the change is stored, and the socket adapter
-//! delivers them to the members of the chat.
+//! What happened, told to whoever listens: the services publish these on the event bus after
+//! the change is stored, each with its [`Audience`], and the socket adapter delivers them.
 
 use chrono::{DateTime, Utc};
 
@@ -54,6 +53,47 @@ pub enum Event {
     },
     /// A session was logged out; sockets opened with it must close.
     SessionRevoked(SessionId),
+}
+
+/// Who hears an event. The domain decides it with the event; the socket adapter only routes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Audience {
+    /// Every socket following the chat, but not those of `except` (the actor, when the event
+    /// only matters to the others).
+    Chat {
+        chat_id: ChatId,
+        except: Option<UserId>,
+    },
+    /// Every socket following any of these chats, each hearing it once per chat.
+    Chats(Vec<ChatId>),
+    /// The sockets opened with one session.
+    Session(SessionId),
+}
+
+impl Event {
+    /// Who hears this event.
+    pub fn audience(&self) -> Audience {
+        let chat = |chat_id: &ChatId, except: Option<UserId>| Audience::Chat {
+            chat_id: *chat_id,
+            except,
+        };
+        match self {
+            Self::MessagePosted(m) => chat(&m.chat_id, None),
+            // Only the others care that someone types or has read.
+            Self::Typing {
+                chat_id, user_id, ..
+            }
+            | Self::Read {
+                chat_id, user_id, ..
+            } => chat(chat_id, Some(*user_id)),
+            Self::UserStatus { chat_ids, .. } => Audience::Chats(chat_ids.clone()),
+            // The leaver hears it too: it is the last thing they hear of the chat.
+            Self::ChatCreated { chat_id, .. }
+            | Self::MemberJoined { chat_id, .. }
+            | Self::MemberLeft { chat_id, .. } => chat(chat_id, None),
+            Self::SessionRevoked(session) => Audience::Session(session.clone()),
+        }
+    }
 }
 
 /// Whether a typing event starts or stops the indicator.

@@ -10,6 +10,6 @@ pub mod values;
 /// The services moved to [`crate::services`]; these paths keep working for code that used them.
 pub use crate::services::{AuthService, ChatService, Limits};
 pub use error::{Error, Result, ValidationError};
-pub use events::{Event, EventKind};
+pub use events::{Audience, Event, EventKind};
 pub use model::*;
 pub use values::{ChatName, Email, MessageBody, Password, Username};

@@ -120,7 +120,7 @@ async fn public_rooms_can_be_browsed_and_joined(backend: Backend) {
         rooms,
         json!([{"chat_id": room, "name": "lobby", "members_count": 1, "is_member": false}])
     );
-    let mut a = ann.ws_chat(room).await;
+    let mut a = ann.ws_chat_v2(room).await;
     let (status, body) = bob.post(&format!("/chats/{room}/join"), json!({})).await;
     assert_eq!((status, body["chat_id"].as_i64()), (200, Some(room)));
     let joined = a
@@ -148,7 +148,7 @@ async fn leaving_stops_events_and_history_at_once(backend: Backend) {
     let chat = group(&ann, "team", &[&bob], "private").await;
     let mut b_chat = bob.ws_chat(chat).await;
     let mut b_all = bob.ws_all().await;
-    let mut a = ann.ws_chat(chat).await;
+    let mut a = ann.ws_chat_v2(chat).await;
     a.send_json(json!({"message": "before"})).await;
     b_all
         .expect("message before leaving", |v| is_message(v, "before"))
@@ -231,7 +231,7 @@ async fn read_markers_move_forward_and_count_unread(backend: Backend) {
         "own messages are not unread"
     );
 
-    let mut a = ann.ws_chat(chat).await;
+    let mut a = ann.ws_chat_v2(chat).await;
     let mut b = bob.ws_chat(chat).await;
     b.send_json(json!({"action": "read", "message_id": ids[1]}))
         .await;

@@ -178,3 +178,54 @@ async fn bad_frames_get_an_error_and_the_socket_stays_open(backend: Backend) {
     assert_eq!(other.as_array().unwrap().len(), 0);
     app.stop().await;
 }
+
+/// The event kinds the original `/ws/{chat_id}` protocol knows; its clients draw anything else
+/// as a chat bubble.
+fn original_kind(v: &serde_json::Value) -> bool {
+    match v["action"].as_str() {
+        None => v["message"].is_string(),
+        Some(action) => ["typing", "stop_typing", "user_status", "error"].contains(&action),
+    }
+}
+
+#[tokio::test]
+async fn the_original_socket_hears_only_its_five_kinds_unless_it_opts_in() {
+    let app = TestApp::spawn(Backend::Memory).await;
+    let [ann, bob, cid] = app.users(["ann", "bob", "cid"]).await;
+    let (_, room) = ann
+        .post(
+            "/chats",
+            json!({"name": "room", "member_ids": [bob.id], "visibility": "public"}),
+        )
+        .await;
+    let room = room["chat_id"].as_i64().unwrap();
+    let mut original = ann.ws_chat(room).await;
+    let mut v2 = ann.ws_chat_v2(room).await;
+    original
+        .expect("own status", |v| is_status(v, "ann", true))
+        .await;
+
+    // Everything newer happens: a join, a read receipt, a leave.
+    let mut b = bob.ws_chat(room).await;
+    let id = bob.post_message(room, "from bob").await;
+    b.send_json(json!({"action": "typing"})).await;
+    b.send_json(json!({"action": "read", "message_id": id}))
+        .await;
+    cid.post(&format!("/chats/{room}/join"), json!({})).await;
+    cid.delete(&format!("/chats/{room}/members/me")).await;
+    b.send_json(json!({"message": "last"})).await;
+
+    let heard = original.until_message("last").await;
+    assert!(heard.iter().all(original_kind), "{heard:?}");
+    assert!(heard.iter().any(|v| v["action"] == "typing"), "{heard:?}");
+    // Opted in, the same chat's socket hears all of it. The frames of bob's socket and the
+    // requests of cid race, so their events may come in either order.
+    let heard = v2.until_message("last").await;
+    for kind in ["read", "member_joined", "member_left"] {
+        assert!(
+            heard.iter().any(|v| v["action"] == kind),
+            "{kind}: {heard:?}"
+        );
+    }
+    app.stop().await;
+}

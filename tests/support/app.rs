@@ -240,6 +240,15 @@ impl TestUser {
         .await
     }
 
+    /// Opens `/ws/{chat_id}?v=2&token=...`: the chat's socket, speaking the full protocol.
+    pub async fn ws_chat_v2(&self, chat_id: i64) -> Ws {
+        Ws::connect(
+            &format!("ws://{}/ws/{chat_id}?v=2&token={}", self.addr, self.token),
+            &[],
+        )
+        .await
+    }
+
     /// Opens `/ws?token=...` and waits for its `ready` greeting.
     pub async fn ws_all(&self) -> Ws {
         let mut ws = Ws::connect(&format!("ws://{}/ws?token={}", self.addr, self.token), &[]).await;
@@ -308,6 +317,19 @@ impl Ws {
                 Some(v) if pred(&v) => return v,
                 Some(_) => {}
                 None => panic!("timed out waiting for {what}"),
+            }
+        }
+    }
+
+    /// Every event up to and including the message `text`.
+    pub async fn until_message(&mut self, text: &str) -> Vec<Value> {
+        let mut heard = Vec::new();
+        loop {
+            let v = self.expect(&format!("message {text:?}"), |_| true).await;
+            let last = is_message(&v, text);
+            heard.push(v);
+            if last {
+                return heard;
             }
         }
     }

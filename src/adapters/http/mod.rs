@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod dto;
 pub mod error;
+pub mod protocol;
 pub mod registry;
 pub mod routes;
 pub mod ws;

@@ -8,12 +8,11 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures_util::StreamExt;
-use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use super::dto::{MessageOut, rfc3339};
-use crate::domain::{ChatId, Event, EventKind, SessionId, UserId, Username};
+use super::protocol::{Protocol, ServerEvent};
+use crate::domain::{Audience, ChatId, Event, SessionId, UserId};
 use crate::ports::EventStream;
 
 /// How many events may wait for a slow socket before it is dropped. Slots hold shared bytes, so
@@ -45,6 +44,7 @@ struct Conn {
     user: UserId,
     session: SessionId,
     scope: Scope,
+    protocol: Protocol,
     chats: HashSet<ChatId>,
     tx: mpsc::Sender<Outbound>,
 }
@@ -127,12 +127,34 @@ impl Inner {
         }
     }
 
-    /// Serializes `body` once and queues it on the sockets of `chat`, but not those of `except`.
-    fn broadcast(&mut self, chat: ChatId, except: Option<UserId>, body: &impl serde::Serialize) {
-        let ids = self.chat_conns(chat, except);
+    /// Queues `event` on the sockets of `chat` that speak it, but not those of `except`; it is
+    /// serialized once, and only if someone is to receive it.
+    fn broadcast(&mut self, chat: ChatId, except: Option<UserId>, event: &ServerEvent) {
+        let ids: Vec<ConnId> = self
+            .chat_conns(chat, except)
+            .into_iter()
+            .filter(|id| self.conns.get(id).is_some_and(|c| event.speaks(c.protocol)))
+            .collect();
         if !ids.is_empty() {
-            self.send(ids, &frame(body));
+            self.send(ids, &Outbound::Frame(Utf8Bytes::from(event.to_json())));
         }
+    }
+
+    /// Closes the sockets opened with `session` with 4401, following nothing from now on.
+    fn end_session(&mut self, session: &SessionId) {
+        let ids: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| &c.session == session)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &ids {
+            let chats: Vec<ChatId> = self.conns[id].chats.iter().copied().collect();
+            for chat in chats {
+                self.unsubscribe(*id, chat);
+            }
+        }
+        self.send(ids, &Outbound::Close(4401, "session ended"));
     }
 
     /// Makes every `/ws` socket of `user` follow `chat`.
@@ -171,6 +193,7 @@ impl Registry {
         user: UserId,
         session: SessionId,
         scope: Scope,
+        protocol: Protocol,
         chats: impl IntoIterator<Item = ChatId>,
     ) -> (ConnId, mpsc::Receiver<Outbound>) {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
@@ -182,6 +205,7 @@ impl Registry {
                 user,
                 session,
                 scope,
+                protocol,
                 chats: HashSet::new(),
                 tx,
             },
@@ -230,129 +254,54 @@ impl Registry {
         }
     }
 
-    /// Routes one event to the sockets that should hear it.
+    /// Routes one event to the sockets of its audience, in the protocol each speaks, after
+    /// applying what it changes about who follows what.
     pub fn deliver(&self, event: &Event) {
         let mut inner = self.lock();
         match event {
-            Event::MessagePosted(m) => {
-                inner.broadcast(m.chat_id, None, &MessageOut::from(m));
-            }
-            Event::Typing {
-                chat_id,
-                user_id,
-                username,
-                kind,
-            } => {
-                let action = match kind {
-                    EventKind::Typing => "typing",
-                    EventKind::StopTyping => "stop_typing",
-                };
-                let body = about(action, *chat_id, *user_id, username);
-                inner.broadcast(*chat_id, Some(*user_id), &body);
-            }
-            Event::UserStatus {
-                chat_ids,
-                user_id,
-                username,
-                is_online,
-                last_seen,
-            } => {
-                for chat_id in chat_ids {
-                    let mut body = about("user_status", *chat_id, *user_id, username);
-                    body["is_online"] = json!(is_online);
-                    body["last_seen"] = json!(last_seen.map(rfc3339));
-                    inner.broadcast(*chat_id, None, &body);
-                }
-            }
             Event::ChatCreated {
-                chat_id,
-                kind,
-                members,
+                chat_id, members, ..
             } => {
                 for user in members {
                     inner.follow_everywhere(*user, *chat_id);
                 }
-                let body =
-                    json!({"action": "chat_created", "chat_id": chat_id, "kind": kind.as_str()});
-                inner.broadcast(*chat_id, None, &body);
             }
             Event::MemberJoined {
-                chat_id,
-                user_id,
-                username,
-            } => {
-                inner.follow_everywhere(*user_id, *chat_id);
-                inner.broadcast(
-                    *chat_id,
-                    None,
-                    &about("member_joined", *chat_id, *user_id, username),
-                );
+                chat_id, user_id, ..
+            } => inner.follow_everywhere(*user_id, *chat_id),
+            _ => {}
+        }
+        let except = match event.audience() {
+            Audience::Chat { except, .. } => except,
+            Audience::Chats(_) => None,
+            Audience::Session(session) => {
+                inner.end_session(&session);
+                return;
             }
-            Event::MemberLeft {
-                chat_id,
-                user_id,
-                username,
-            } => {
-                // The leaver hears it too, then nothing more of the chat.
-                inner.broadcast(
-                    *chat_id,
-                    None,
-                    &about("member_left", *chat_id, *user_id, username),
-                );
-                for id in inner.user_conns(*user_id) {
-                    let single = inner
-                        .conns
-                        .get(&id)
-                        .is_some_and(|c| c.scope == Scope::Chat(*chat_id));
-                    inner.unsubscribe(id, *chat_id);
-                    if single {
-                        inner.send(
-                            [id],
-                            &Outbound::Close(4403, "no longer a member of this chat"),
-                        );
-                    }
-                }
-            }
-            Event::Read {
-                chat_id,
-                user_id,
-                username,
-                message_id,
-            } => {
-                let mut body = about("read", *chat_id, *user_id, username);
-                body["message_id"] = json!(message_id);
-                inner.broadcast(*chat_id, Some(*user_id), &body);
-            }
-            Event::SessionRevoked(session) => {
-                let ids: Vec<ConnId> = inner
+        };
+        for (chat_id, wire) in ServerEvent::from_domain(event) {
+            inner.broadcast(chat_id, except, &wire);
+        }
+        if let Event::MemberLeft {
+            chat_id, user_id, ..
+        } = event
+        {
+            // The leaver heard it; now nothing more of the chat, and its own socket closes.
+            for id in inner.user_conns(*user_id) {
+                let single = inner
                     .conns
-                    .iter()
-                    .filter(|(_, c)| &c.session == session)
-                    .map(|(id, _)| *id)
-                    .collect();
-                for id in &ids {
-                    let chats: Vec<ChatId> = inner.conns[id].chats.iter().copied().collect();
-                    for chat in chats {
-                        inner.unsubscribe(*id, chat);
-                    }
+                    .get(&id)
+                    .is_some_and(|c| c.scope == Scope::Chat(*chat_id));
+                inner.unsubscribe(id, *chat_id);
+                if single {
+                    inner.send(
+                        [id],
+                        &Outbound::Close(4403, "no longer a member of this chat"),
+                    );
                 }
-                inner.send(ids, &Outbound::Close(4401, "session ended"));
             }
         }
     }
-}
-
-/// The fields every event about a user in a chat carries.
-fn about(action: &str, chat_id: ChatId, user_id: UserId, username: &Username) -> serde_json::Value {
-    json!({"action": action, "chat_id": chat_id, "user_id": user_id, "username": username.as_str()})
-}
-
-fn frame(value: &impl serde::Serialize) -> Outbound {
-    let text = serde_json::to_string(value).unwrap_or_else(|e| {
-        tracing::error!(error = %e, "event did not serialize");
-        String::from("{}")
-    });
-    Outbound::Frame(Utf8Bytes::from(text))
 }
 
 #[cfg(test)]
@@ -360,7 +309,7 @@ mod tests {
     use chrono::Utc;
 
     use super::*;
-    use crate::domain::{Message, MessageBody, MessageId};
+    use crate::domain::{Message, MessageBody, MessageId, Username};
 
     fn posted(chat: i64, id: i64) -> Event {
         Event::MessagePosted(Message {
@@ -376,10 +325,20 @@ mod tests {
     #[tokio::test]
     async fn a_socket_that_stops_reading_is_dropped_not_waited_for() {
         let registry = Registry::new();
-        let (_, mut slow) =
-            registry.register(UserId(2), SessionId("a".into()), Scope::All, [ChatId(1)]);
-        let (_, mut quick) =
-            registry.register(UserId(3), SessionId("b".into()), Scope::All, [ChatId(1)]);
+        let (_, mut slow) = registry.register(
+            UserId(2),
+            SessionId("a".into()),
+            Scope::All,
+            Protocol::V2,
+            [ChatId(1)],
+        );
+        let (_, mut quick) = registry.register(
+            UserId(3),
+            SessionId("b".into()),
+            Scope::All,
+            Protocol::V2,
+            [ChatId(1)],
+        );
         for id in 0..=QUEUE_DEPTH as i64 {
             registry.deliver(&posted(1, id));
             if let Ok(Outbound::Frame(_)) = quick.try_recv() {
@@ -405,10 +364,16 @@ mod tests {
             UserId(2),
             SessionId("a".into()),
             Scope::Chat(ChatId(1)),
+            Protocol::V2,
             [ChatId(1)],
         );
-        let (_, mut b) =
-            registry.register(UserId(3), SessionId("b".into()), Scope::All, [ChatId(1)]);
+        let (_, mut b) = registry.register(
+            UserId(3),
+            SessionId("b".into()),
+            Scope::All,
+            Protocol::V2,
+            [ChatId(1)],
+        );
         registry.deliver(&posted(1, 7));
         let (Some(Outbound::Frame(x)), Some(Outbound::Frame(y))) = (a.recv().await, b.recv().await)
         else {
@@ -424,12 +389,18 @@ mod tests {
     #[tokio::test]
     async fn leaving_unfollows_every_socket_and_closes_the_chats_own() {
         let registry = Registry::new();
-        let (all, mut on_all) =
-            registry.register(UserId(2), SessionId("a".into()), Scope::All, [ChatId(1)]);
+        let (all, mut on_all) = registry.register(
+            UserId(2),
+            SessionId("a".into()),
+            Scope::All,
+            Protocol::V2,
+            [ChatId(1)],
+        );
         let (_, mut on_chat) = registry.register(
             UserId(2),
             SessionId("a".into()),
             Scope::Chat(ChatId(1)),
+            Protocol::V2,
             [ChatId(1)],
         );
         registry.deliver(&Event::MemberLeft {

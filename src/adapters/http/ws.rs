@@ -11,17 +11,16 @@ use futures_util::{SinkExt, StreamExt};
 use salvo::http::StatusCode;
 use salvo::prelude::*;
 use salvo::websocket::{Message, WebSocket, WebSocketUpgrade};
-use serde::Deserialize;
-use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::HttpState;
 use super::auth::{Source, check_origin, token};
 use super::error::ApiError;
+use super::protocol::{Action, ClientFrame, Limits, Protocol, ServerEvent};
 use super::registry::{Outbound, Scope};
 use super::routes::state;
-use crate::domain::{AuthUser, ChatId, ChatName, Error, EventKind, HistoryPage, MessageId};
+use crate::domain::{AuthUser, ChatId, ChatName, Error, HistoryPage, MessageId};
 
 /// The largest frame or message a client may send; bigger ones close the socket (1009).
 /// Anything below it is read, and a body over the message limit gets an `error` event.
@@ -65,8 +64,15 @@ pub async fn chat_socket(req: &mut Request, depot: &mut Depot, res: &mut Respons
         Ok::<_, ApiError>((me, chat))
     }
     .await;
+    // The original protocol unless the client opts in to everything newer.
+    let protocol = match req.query::<String>("v").as_deref() {
+        Some("2") => Protocol::V2,
+        _ => Protocol::Original,
+    };
     match result {
-        Ok((me, chat)) => upgrade(state, me, Scope::Chat(chat), vec![chat], req, res).await,
+        Ok((me, chat)) => {
+            upgrade(state, me, Scope::Chat(chat), protocol, vec![chat], req, res).await;
+        }
         Err(e) => refuse(res, e),
     }
 }
@@ -82,7 +88,7 @@ pub async fn user_socket(req: &mut Request, depot: &mut Depot, res: &mut Respons
     }
     .await;
     match result {
-        Ok((me, chats)) => upgrade(state, me, Scope::All, chats, req, res).await,
+        Ok((me, chats)) => upgrade(state, me, Scope::All, Protocol::V2, chats, req, res).await,
         Err(e) => refuse(res, e),
     }
 }
@@ -96,13 +102,14 @@ async fn upgrade(
     state: Arc<HttpState>,
     me: AuthUser,
     scope: Scope,
+    protocol: Protocol,
     chats: Vec<ChatId>,
     req: &mut Request,
     res: &mut Response,
 ) {
     let upgraded = WebSocketUpgrade::with_config(socket_config())
         .upgrade(req, res, move |ws| {
-            Session::run(state, me, scope, chats, ws)
+            Session::run(state, me, scope, protocol, chats, ws)
         })
         .await;
     if let Err(e) = upgraded {
@@ -120,19 +127,6 @@ async fn upgrade(
     }
 }
 
-/// A frame from a client. Which fields matter depends on `action`.
-#[derive(Debug, Deserialize)]
-struct ClientFrame {
-    #[serde(default)]
-    message: Option<String>,
-    #[serde(default)]
-    action: Option<String>,
-    #[serde(default)]
-    chat_id: Option<i64>,
-    #[serde(default)]
-    message_id: Option<i64>,
-}
-
 struct Session {
     state: Arc<HttpState>,
     me: AuthUser,
@@ -144,6 +138,7 @@ impl Session {
         state: Arc<HttpState>,
         me: AuthUser,
         scope: Scope,
+        protocol: Protocol,
         chats: Vec<ChatId>,
         ws: WebSocket,
     ) {
@@ -152,22 +147,22 @@ impl Session {
         // instead of a copy; the original `/ws/{chat_id}` sends nothing its clients would not
         // expect.
         let ready = (scope == Scope::All).then(|| {
-            json!({
-                "action": "ready",
-                "user_id": me.id,
-                "username": me.username.as_str(),
-                "chat_ids": chats,
-                "limits": {
-                    "max_message_chars": state.messages.limits().max_message_chars,
-                    "max_group_name_chars": ChatName::MAX,
-                    "max_history_page": HistoryPage::MAX_LIMIT,
+            ServerEvent::Action(Action::Ready {
+                user_id: me.id,
+                username: me.username.to_string(),
+                chat_ids: chats.clone(),
+                limits: Limits {
+                    max_message_chars: state.messages.limits().max_message_chars,
+                    max_group_name_chars: ChatName::MAX,
+                    max_history_page: HistoryPage::MAX_LIMIT,
                 },
             })
-            .to_string()
+            .to_json()
         });
-        let (conn, mut outbound) = state
-            .registry
-            .register(me.id, me.session.clone(), scope, chats);
+        let (conn, mut outbound) =
+            state
+                .registry
+                .register(me.id, me.session.clone(), scope, protocol, chats);
         let session = Session { state, me, scope };
         let (mut sink, mut stream) = ws.split();
         if let Some(ready) = ready
@@ -202,10 +197,13 @@ impl Session {
                 let reply = if bucket.take() {
                     session.handle(&msg).await
                 } else {
-                    Some(error_event(
-                        "Too many frames; slow down. This one was not processed.",
-                        "rate_limited",
-                    ))
+                    Some(
+                        ServerEvent::error(
+                            "Too many frames; slow down. This one was not processed.",
+                            "rate_limited",
+                        )
+                        .to_json(),
+                    )
                 };
                 if let Some(reply) = reply
                     && reply_tx.send(reply).await.is_err()
@@ -253,80 +251,49 @@ impl Session {
 
     /// Acts on one client frame; returns an `error` event to send back, if any.
     async fn handle(&self, msg: &Message) -> Option<String> {
-        let Ok(text) = msg.as_str() else {
-            return Some(error_event("Frames must be JSON text.", "malformed_frame"));
+        let frame = msg
+            .as_str()
+            .map_err(|_| ServerEvent::error("Frames must be JSON text.", "malformed_frame"))
+            .and_then(|text| ClientFrame::parse(text).map_err(ServerEvent::from));
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(refusal) => return Some(refusal.to_json()),
         };
-        let frame: ClientFrame = match serde_json::from_str(text) {
-            Ok(f) => f,
-            Err(_) => {
-                return Some(error_event(
-                    "Frames must be JSON like {\"message\": \"...\"} or {\"action\": \"typing\"}.",
-                    "malformed_frame",
-                ));
-            }
-        };
-        let chat = match (self.scope, frame.chat_id) {
+        let chat = match (self.scope, frame.chat_id()) {
             (Scope::Chat(own), None) => own,
             (Scope::Chat(own), Some(id)) if id == own.0 => own,
             (Scope::Chat(_), Some(_)) => {
-                return Some(error_event(
-                    "This socket belongs to another chat.",
-                    "wrong_chat",
-                ));
+                return Some(
+                    ServerEvent::error("This socket belongs to another chat.", "wrong_chat")
+                        .to_json(),
+                );
             }
             (Scope::All, Some(id)) => ChatId(id),
             (Scope::All, None) => {
-                return Some(error_event(
-                    "Every frame must name its chat_id.",
-                    "missing_chat_id",
-                ));
+                return Some(
+                    ServerEvent::error("Every frame must name its chat_id.", "missing_chat_id")
+                        .to_json(),
+                );
             }
         };
         // Membership is the domain's question: each use case below checks it against storage,
         // which is current even before this socket has heard of a chat it was just added to.
-        let result = match (frame.action.as_deref(), frame.message) {
-            (None, Some(text)) => self
-                .state
-                .messages
-                .post_message(&self.me, chat, &text)
+        let messages = &self.state.messages;
+        let result = match frame {
+            ClientFrame::Send { message, .. } => messages
+                .post_message(&self.me, chat, &message)
                 .await
                 .map(drop),
-            (Some("typing"), None) => {
-                self.state
-                    .messages
-                    .typing(&self.me, chat, EventKind::Typing)
+            ClientFrame::Typing { kind, .. } => messages.typing(&self.me, chat, kind).await,
+            ClientFrame::Read { message_id, .. } => {
+                messages
+                    .mark_read(&self.me, chat, MessageId(message_id))
                     .await
-            }
-            (Some("stop_typing"), None) => {
-                self.state
-                    .messages
-                    .typing(&self.me, chat, EventKind::StopTyping)
-                    .await
-            }
-            (Some("read"), None) => match frame.message_id {
-                Some(id) => {
-                    self.state
-                        .messages
-                        .mark_read(&self.me, chat, MessageId(id))
-                        .await
-                }
-                None => {
-                    return Some(error_event(
-                        "A read receipt needs message_id.",
-                        "invalid_field",
-                    ));
-                }
-            },
-            _ => {
-                return Some(error_event(
-                    "Unknown frame: send {\"message\"} or an action of typing, stop_typing or read.",
-                    "unknown_action",
-                ));
             }
         };
         result.err().map(|e| {
             let api = ApiError::from(e);
-            error_event(&api.detail, api.code)
+            ServerEvent::error(api.detail, api.code).to_json()
         })
     }
 }
@@ -362,8 +329,4 @@ impl Bucket {
             false
         }
     }
-}
-
-fn error_event(detail: &str, code: &str) -> String {
-    json!({"action": "error", "detail": detail, "code": code}).to_string()
 }

@@ -1,0 +1,435 @@
+//! The WebSocket protocol as types: every frame a client may send ([`ClientFrame`]) and every
+//! event the server sends ([`ServerEvent`]), in one place, so that the wire format is read
+//! here and nowhere else.
+//!
+//! Two versions are spoken. [`Protocol::Original`] is the protocol of the first API of
+//! `/ws/{chat_id}`: messages, `typing`, `stop_typing`, `user_status` and `error`, nothing else,
+//! because its clients draw any event they do not know as a chat bubble. [`Protocol::V2`]
+//! (`/ws`, or `/ws/{chat_id}?v=2`) carries every event, and every event added later.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::dto::{MessageOut, rfc3339};
+use crate::domain::{ChatId, Event, EventKind, MessageId, UserId, Username};
+
+/// Which protocol a socket speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// The original five kinds of event only.
+    Original,
+    /// Everything.
+    V2,
+}
+
+/// An event as it goes out on a socket.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum ServerEvent {
+    /// A new message: the original protocol's only event without an `action`.
+    Message(MessageOut),
+    /// Everything else, told apart by `action`.
+    Action(Action),
+}
+
+/// The events that carry an `action`.
+#[derive(Debug, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// `/ws` greets with who the socket is, what it follows and the limits it enforces.
+    Ready {
+        user_id: UserId,
+        username: String,
+        chat_ids: Vec<ChatId>,
+        limits: Limits,
+    },
+    Typing(About),
+    StopTyping(About),
+    UserStatus {
+        #[serde(flatten)]
+        about: About,
+        is_online: bool,
+        last_seen: Option<String>,
+    },
+    Read {
+        #[serde(flatten)]
+        about: About,
+        message_id: MessageId,
+    },
+    MemberJoined(About),
+    MemberLeft(About),
+    ChatCreated {
+        chat_id: ChatId,
+        kind: &'static str,
+    },
+    /// A frame of this socket was refused; nothing it asked for happened.
+    Error {
+        detail: String,
+        code: &'static str,
+    },
+}
+
+/// The fields of an event about one user in one chat.
+#[derive(Debug, Serialize)]
+pub struct About {
+    pub chat_id: ChatId,
+    pub user_id: UserId,
+    pub username: String,
+}
+
+impl About {
+    fn new(chat_id: ChatId, user_id: UserId, username: &Username) -> Self {
+        Self {
+            chat_id,
+            user_id,
+            username: username.to_string(),
+        }
+    }
+}
+
+/// What this server enforces, for clients to check input against.
+#[derive(Debug, Serialize)]
+pub struct Limits {
+    pub max_message_chars: usize,
+    pub max_group_name_chars: usize,
+    pub max_history_page: u32,
+}
+
+impl ServerEvent {
+    /// Whether a socket speaking `protocol` may receive this event.
+    pub fn speaks(&self, protocol: Protocol) -> bool {
+        protocol == Protocol::V2
+            || matches!(
+                self,
+                Self::Message(_)
+                    | Self::Action(
+                        Action::Typing(_)
+                            | Action::StopTyping(_)
+                            | Action::UserStatus { .. }
+                            | Action::Error { .. }
+                    )
+            )
+    }
+
+    /// An `error` event.
+    pub fn error(detail: impl Into<String>, code: &'static str) -> Self {
+        Self::Action(Action::Error {
+            detail: detail.into(),
+            code,
+        })
+    }
+
+    /// The event as JSON text.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "event did not serialize");
+            String::from("{}")
+        })
+    }
+
+    /// The events a domain event becomes on the wire, each with the chat it goes to (`None`
+    /// for an event that is not about a chat's content, such as a session ending).
+    pub fn from_domain(event: &Event) -> Vec<(ChatId, Self)> {
+        let action = |chat_id: ChatId, a: Action| vec![(chat_id, Self::Action(a))];
+        match event {
+            Event::MessagePosted(m) => vec![(m.chat_id, Self::Message(MessageOut::from(m)))],
+            Event::Typing {
+                chat_id,
+                user_id,
+                username,
+                kind,
+            } => {
+                let about = About::new(*chat_id, *user_id, username);
+                action(
+                    *chat_id,
+                    match kind {
+                        EventKind::Typing => Action::Typing(about),
+                        EventKind::StopTyping => Action::StopTyping(about),
+                    },
+                )
+            }
+            Event::UserStatus {
+                chat_ids,
+                user_id,
+                username,
+                is_online,
+                last_seen,
+            } => chat_ids
+                .iter()
+                .map(|chat_id| {
+                    let a = Action::UserStatus {
+                        about: About::new(*chat_id, *user_id, username),
+                        is_online: *is_online,
+                        last_seen: last_seen.map(rfc3339),
+                    };
+                    (*chat_id, Self::Action(a))
+                })
+                .collect(),
+            Event::ChatCreated { chat_id, kind, .. } => action(
+                *chat_id,
+                Action::ChatCreated {
+                    chat_id: *chat_id,
+                    kind: kind.as_str(),
+                },
+            ),
+            Event::MemberJoined {
+                chat_id,
+                user_id,
+                username,
+            } => action(
+                *chat_id,
+                Action::MemberJoined(About::new(*chat_id, *user_id, username)),
+            ),
+            Event::MemberLeft {
+                chat_id,
+                user_id,
+                username,
+            } => action(
+                *chat_id,
+                Action::MemberLeft(About::new(*chat_id, *user_id, username)),
+            ),
+            Event::Read {
+                chat_id,
+                user_id,
+                username,
+                message_id,
+            } => action(
+                *chat_id,
+                Action::Read {
+                    about: About::new(*chat_id, *user_id, username),
+                    message_id: *message_id,
+                },
+            ),
+            Event::SessionRevoked(_) => Vec::new(),
+        }
+    }
+}
+
+/// A frame from a client.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ClientFrame {
+    /// `{"message": "..."}`: post a message.
+    Send {
+        chat_id: Option<i64>,
+        message: String,
+    },
+    /// `{"action": "typing"}` or `{"action": "stop_typing"}`.
+    Typing {
+        chat_id: Option<i64>,
+        kind: EventKind,
+    },
+    /// `{"action": "read", "message_id": N}`: move the read marker.
+    Read {
+        chat_id: Option<i64>,
+        message_id: i64,
+    },
+}
+
+/// Why a frame was refused before anything was done with it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct FrameError {
+    pub detail: &'static str,
+    pub code: &'static str,
+}
+
+impl From<FrameError> for ServerEvent {
+    fn from(e: FrameError) -> Self {
+        Self::error(e.detail, e.code)
+    }
+}
+
+#[derive(Deserialize)]
+struct SendFrame {
+    #[serde(default)]
+    chat_id: Option<i64>,
+    message: String,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+enum ActionFrame {
+    Typing {
+        #[serde(default)]
+        chat_id: Option<i64>,
+    },
+    StopTyping {
+        #[serde(default)]
+        chat_id: Option<i64>,
+    },
+    Read {
+        #[serde(default)]
+        chat_id: Option<i64>,
+        message_id: Option<i64>,
+    },
+}
+
+const MALFORMED: FrameError = FrameError {
+    detail: "Frames must be JSON like {\"message\": \"...\"} or {\"action\": \"typing\"}.",
+    code: "malformed_frame",
+};
+const UNKNOWN: FrameError = FrameError {
+    detail: "Unknown frame: send {\"message\"} or an action of typing, stop_typing or read.",
+    code: "unknown_action",
+};
+
+impl ClientFrame {
+    /// Reads a text frame.
+    ///
+    /// # Errors
+    /// `malformed_frame` for anything but a JSON object of the right shape, `unknown_action`
+    /// for an action this server does not know, `invalid_field` for a known one missing what
+    /// it needs.
+    pub fn parse(text: &str) -> Result<Self, FrameError> {
+        let value: Value = serde_json::from_str(text).map_err(|_| MALFORMED)?;
+        let Some(action) = value.get("action") else {
+            let f = SendFrame::deserialize(value).map_err(|_| MALFORMED)?;
+            return Ok(Self::Send {
+                chat_id: f.chat_id,
+                message: f.message,
+            });
+        };
+        if value.get("message").is_some() {
+            return Err(UNKNOWN);
+        }
+        let known = ["typing", "stop_typing", "read"];
+        if !action.as_str().is_some_and(|a| known.contains(&a)) {
+            return Err(UNKNOWN);
+        }
+        Ok(
+            match ActionFrame::deserialize(value).map_err(|_| MALFORMED)? {
+                ActionFrame::Typing { chat_id } => Self::Typing {
+                    chat_id,
+                    kind: EventKind::Typing,
+                },
+                ActionFrame::StopTyping { chat_id } => Self::Typing {
+                    chat_id,
+                    kind: EventKind::StopTyping,
+                },
+                ActionFrame::Read {
+                    chat_id,
+                    message_id: Some(message_id),
+                } => Self::Read {
+                    chat_id,
+                    message_id,
+                },
+                ActionFrame::Read {
+                    message_id: None, ..
+                } => {
+                    return Err(FrameError {
+                        detail: "A read receipt needs message_id.",
+                        code: "invalid_field",
+                    });
+                }
+            },
+        )
+    }
+
+    /// The chat the frame names, if it names one.
+    pub fn chat_id(&self) -> Option<i64> {
+        match self {
+            Self::Send { chat_id, .. }
+            | Self::Typing { chat_id, .. }
+            | Self::Read { chat_id, .. } => *chat_id,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_parse_into_their_kind() {
+        assert_eq!(
+            ClientFrame::parse(r#"{"message": "hi"}"#),
+            Ok(ClientFrame::Send {
+                chat_id: None,
+                message: "hi".into()
+            })
+        );
+        assert_eq!(
+            ClientFrame::parse(r#"{"chat_id": 3, "action": "stop_typing"}"#),
+            Ok(ClientFrame::Typing {
+                chat_id: Some(3),
+                kind: EventKind::StopTyping
+            })
+        );
+        assert_eq!(
+            ClientFrame::parse(r#"{"action": "read", "message_id": 9}"#),
+            Ok(ClientFrame::Read {
+                chat_id: None,
+                message_id: 9
+            })
+        );
+    }
+
+    #[test]
+    fn bad_frames_are_refused_by_kind() {
+        for (text, code) in [
+            ("not json", "malformed_frame"),
+            ("[1]", "malformed_frame"),
+            (r#"{"message": 5}"#, "malformed_frame"),
+            (r#"{"action": "dance"}"#, "unknown_action"),
+            (r#"{"action": 5}"#, "unknown_action"),
+            (r#"{"action": "typing", "message": "x"}"#, "unknown_action"),
+            (r#"{"action": "read"}"#, "invalid_field"),
+            (
+                r#"{"action": "read", "message_id": "x"}"#,
+                "malformed_frame",
+            ),
+        ] {
+            assert_eq!(ClientFrame::parse(text).unwrap_err().code, code, "{text}");
+        }
+    }
+
+    #[test]
+    fn the_original_protocol_hears_only_its_five_kinds() {
+        let about = || About {
+            chat_id: ChatId(1),
+            user_id: UserId(2),
+            username: "ann".into(),
+        };
+        let original = [
+            ServerEvent::Action(Action::Typing(about())),
+            ServerEvent::Action(Action::StopTyping(about())),
+            ServerEvent::error("no", "nope"),
+        ];
+        for e in &original {
+            assert!(e.speaks(Protocol::Original), "{e:?}");
+        }
+        let newer = [
+            ServerEvent::Action(Action::Read {
+                about: about(),
+                message_id: MessageId(3),
+            }),
+            ServerEvent::Action(Action::MemberJoined(about())),
+            ServerEvent::Action(Action::MemberLeft(about())),
+            ServerEvent::Action(Action::ChatCreated {
+                chat_id: ChatId(1),
+                kind: "group",
+            }),
+        ];
+        for e in &newer {
+            assert!(!e.speaks(Protocol::Original), "{e:?}");
+            assert!(e.speaks(Protocol::V2), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn events_keep_their_wire_shape() {
+        let e = ServerEvent::Action(Action::UserStatus {
+            about: About {
+                chat_id: ChatId(1),
+                user_id: UserId(2),
+                username: "ann".into(),
+            },
+            is_online: false,
+            last_seen: Some("2026-01-01T00:00:00Z".into()),
+        });
+        assert_eq!(
+            serde_json::from_str::<Value>(&e.to_json()).unwrap(),
+            serde_json::json!({"action": "user_status", "chat_id": 1, "user_id": 2,
+                "username": "ann", "is_online": false, "last_seen": "2026-01-01T00:00:00Z"})
+        );
+    }
+}
