@@ -11,6 +11,10 @@ use crate::domain::{
 };
 use crate::ports::{ChatRepo, Clock, EventBus, MessageRepo};
 
+/// How long a typing indicator lasts after the last word that someone types, so that a client
+/// that vanishes never leaves "is typing" behind.
+pub const TYPING_EXPIRES_AFTER: std::time::Duration = std::time::Duration::from_secs(6);
+
 /// The messages of chats, for their members.
 #[derive(Clone)]
 pub struct MessageService {

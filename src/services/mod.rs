@@ -18,7 +18,7 @@ pub use auth::AuthService;
 pub(crate) use auth::DECOY_HASH;
 pub use chats::ChatService;
 pub use members::MembershipService;
-pub use messages::MessageService;
+pub use messages::{MessageService, TYPING_EXPIRES_AFTER};
 pub use presence::PresenceService;
 pub use users::UserDirectory;
 

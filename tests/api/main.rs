@@ -22,6 +22,7 @@ macro_rules! on_every_backend {
 mod auth;
 mod chats;
 mod cookies;
+mod delivery;
 mod groups;
 mod lifecycle;
 mod sockets;

@@ -1,14 +1,15 @@
 //! The sockets open in this process and which chats each one hears. One task moves events
 //! from the bus into per-socket queues: each event is serialized once and the bytes shared by
 //! every recipient. A socket whose queue is full (its client stopped reading) is dropped from
-//! the registry, which closes it; the client reconnects and catches up from history.
+//! the registry, and its session is told at once, so it closes the connection whatever is
+//! still unsent; the client reconnects and catches up.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures_util::StreamExt;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::protocol::{Protocol, ServerEvent};
@@ -41,6 +42,8 @@ pub enum Scope {
 }
 
 struct Conn {
+    /// Dropped with the connection: its session hears at once that it was dropped.
+    _dropped: oneshot::Sender<()>,
     user: UserId,
     session: SessionId,
     scope: Scope,
@@ -187,7 +190,8 @@ impl Registry {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Registers a socket following `chats`; returns its id and the queue to drain.
+    /// Registers a socket following `chats`; returns its id, the queue to drain, and a
+    /// receiver that resolves when the registry drops the socket for not keeping up.
     pub fn register(
         &self,
         user: UserId,
@@ -195,13 +199,15 @@ impl Registry {
         scope: Scope,
         protocol: Protocol,
         chats: impl IntoIterator<Item = ChatId>,
-    ) -> (ConnId, mpsc::Receiver<Outbound>) {
+    ) -> (ConnId, mpsc::Receiver<Outbound>, oneshot::Receiver<()>) {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        let (dropped, on_drop) = oneshot::channel();
         let mut inner = self.lock();
         inner.conns.insert(
             id,
             Conn {
+                _dropped: dropped,
                 user,
                 session,
                 scope,
@@ -214,7 +220,7 @@ impl Registry {
         for chat in chats {
             inner.subscribe(id, chat);
         }
-        (id, rx)
+        (id, rx, on_drop)
     }
 
     /// Forgets a socket; safe to call twice.
@@ -325,14 +331,14 @@ mod tests {
     #[tokio::test]
     async fn a_socket_that_stops_reading_is_dropped_not_waited_for() {
         let registry = Registry::new();
-        let (_, mut slow) = registry.register(
+        let (_, mut slow, dropped) = registry.register(
             UserId(2),
             SessionId("a".into()),
             Scope::All,
             Protocol::V2,
             [ChatId(1)],
         );
-        let (_, mut quick) = registry.register(
+        let (_, mut quick, _) = registry.register(
             UserId(3),
             SessionId("b".into()),
             Scope::All,
@@ -347,6 +353,7 @@ mod tests {
             }
         }
         assert_eq!(registry.len(), 1, "only the reading socket remains");
+        assert!(dropped.await.is_err(), "its session is told at once");
         let mut queued = 0;
         while let Some(Outbound::Frame(_)) = slow.recv().await {
             queued += 1;
@@ -360,14 +367,14 @@ mod tests {
     #[tokio::test]
     async fn one_event_is_serialized_once_and_shared() {
         let registry = Registry::new();
-        let (_, mut a) = registry.register(
+        let (_, mut a, _) = registry.register(
             UserId(2),
             SessionId("a".into()),
             Scope::Chat(ChatId(1)),
             Protocol::V2,
             [ChatId(1)],
         );
-        let (_, mut b) = registry.register(
+        let (_, mut b, _) = registry.register(
             UserId(3),
             SessionId("b".into()),
             Scope::All,
@@ -389,14 +396,14 @@ mod tests {
     #[tokio::test]
     async fn leaving_unfollows_every_socket_and_closes_the_chats_own() {
         let registry = Registry::new();
-        let (all, mut on_all) = registry.register(
+        let (all, mut on_all, _) = registry.register(
             UserId(2),
             SessionId("a".into()),
             Scope::All,
             Protocol::V2,
             [ChatId(1)],
         );
-        let (_, mut on_chat) = registry.register(
+        let (_, mut on_chat, _) = registry.register(
             UserId(2),
             SessionId("a".into()),
             Scope::Chat(ChatId(1)),

@@ -3,8 +3,9 @@
 //! session is one task reading client frames beside a writer that `select!`s over queued
 //! events, replies, a heartbeat and server shutdown; it unregisters on every way out.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -20,13 +21,17 @@ use super::error::ApiError;
 use super::protocol::{Action, ClientFrame, Limits, Protocol, ServerEvent};
 use super::registry::{Outbound, Scope};
 use super::routes::state;
-use crate::domain::{AuthUser, ChatId, ChatName, Error, HistoryPage, MessageId};
+use crate::domain::{AuthUser, ChatId, ChatName, Error, EventKind, HistoryPage, MessageId};
+use crate::services::TYPING_EXPIRES_AFTER;
 
 /// The largest frame or message a client may send; bigger ones close the socket (1009).
 /// Anything below it is read, and a body over the message limit gets an `error` event.
 const MAX_FRAME: usize = 64 * 1024;
 /// How often the server pings; a client that has not answered by the next ping is gone.
 const HEARTBEAT: Duration = Duration::from_secs(30);
+/// The longest one frame may wait to be sent; a client that reads nothing for this long is
+/// disconnected, whatever is still unsent.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Small buffers: an idle socket should cost a few KiB, not tungstenite's 128 KiB defaults.
 fn socket_config() -> WebSocketConfig {
@@ -131,6 +136,8 @@ struct Session {
     state: Arc<HttpState>,
     me: AuthUser,
     scope: Scope,
+    /// When this socket last said its user is typing, per chat, until they stop.
+    typing: Mutex<HashMap<ChatId, Instant>>,
 }
 
 impl Session {
@@ -159,11 +166,16 @@ impl Session {
             })
             .to_json()
         });
-        let (conn, mut outbound) =
+        let (conn, mut outbound, mut dropped) =
             state
                 .registry
                 .register(me.id, me.session.clone(), scope, protocol, chats);
-        let session = Session { state, me, scope };
+        let session = Session {
+            state,
+            me,
+            scope,
+            typing: Mutex::new(HashMap::new()),
+        };
         let (mut sink, mut stream) = ws.split();
         if let Some(ready) = ready
             && sink.send(Message::text(ready)).await.is_err()
@@ -213,39 +225,94 @@ impl Session {
             }
             None
         };
+        // The token's lifetime is the socket's: it closes when the token expires.
+        let expires = session.me.session_expires_at - chrono::Utc::now();
+        let expiry = tokio::time::sleep(expires.to_std().unwrap_or_default());
+        tokio::pin!(expiry);
         let writer = async {
             loop {
-                let sent = tokio::select! {
+                let message = tokio::select! {
+                    biased;
+                    _ = &mut dropped => return Some((1013, "too slow; reconnect and resume")),
+                    _ = shutdown.changed() => return Some((1001, "server is shutting down")),
+                    () = &mut expiry => return Some((4401, "session expired")),
                     out = outbound.recv() => match out {
-                        Some(Outbound::Frame(bytes)) => sink.send(Message::text(bytes)).await,
+                        Some(Outbound::Frame(bytes)) => Message::text(bytes),
                         Some(Outbound::Close(code, reason)) => return Some((code, reason)),
-                        None => return Some((1013, "too slow; reconnect and catch up")),
+                        None => return Some((1013, "too slow; reconnect and resume")),
                     },
-                    Some(reply) = replies.recv() => sink.send(Message::text(reply)).await,
+                    Some(reply) = replies.recv() => Message::text(reply),
                     _ = heartbeat.tick() => {
                         if !alive.swap(false, Ordering::Relaxed) {
                             return None;
                         }
-                        sink.send(Message::ping(Vec::new())).await
+                        Message::ping(Vec::new())
                     }
-                    _ = shutdown.changed() => return Some((1001, "server is shutting down")),
                 };
-                if sent.is_err() {
+                // A client that stops reading fills its TCP buffers and then blocks the send:
+                // it is cut off after SEND_TIMEOUT, or at once if the registry drops it.
+                let sent = tokio::select! {
+                    biased;
+                    _ = &mut dropped => return Some((1013, "too slow; reconnect and resume")),
+                    sent = tokio::time::timeout(SEND_TIMEOUT, sink.send(message)) => sent,
+                };
+                if !matches!(sent, Ok(Ok(()))) {
                     return None;
                 }
+            }
+        };
+        let typing_expiry = async {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                session.stop_typing(TYPING_EXPIRES_AFTER).await;
             }
         };
         let close: Option<(u16, &str)> = tokio::select! {
             close = reader => close,
             close = writer => close,
+            () = typing_expiry => None,
         };
         session.state.registry.unregister(conn);
         if let Some((code, reason)) = close {
-            let _ = sink.send(Message::close_with(code, reason)).await;
+            // The client may not be reading: a close frame gets a moment, not a wait.
+            let _ = tokio::time::timeout(
+                Duration::from_secs(1),
+                sink.send(Message::close_with(code, reason)),
+            )
+            .await;
         }
-        let _ = sink.close().await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
+        // Dropping both halves ends the connection, whatever is still unsent.
+        drop((sink, stream));
+        session.stop_typing(Duration::ZERO).await;
         if let Err(e) = session.state.presence.disconnect(&session.me).await {
             tracing::error!(error = ?e, "presence on disconnect failed");
+        }
+    }
+
+    /// Tells the chats where this socket's user has typed for longer than `after` without a
+    /// word that the indicator should stop.
+    async fn stop_typing(&self, after: Duration) {
+        let expired: Vec<ChatId> = {
+            let mut typing = self.typing.lock().unwrap_or_else(|p| p.into_inner());
+            let expired = typing
+                .iter()
+                .filter(|(_, since)| since.elapsed() >= after)
+                .map(|(chat, _)| *chat)
+                .collect();
+            typing.retain(|_, since| since.elapsed() < after);
+            expired
+        };
+        for chat in expired {
+            let stopped = self
+                .state
+                .messages
+                .typing(&self.me, chat, EventKind::StopTyping)
+                .await;
+            if let Err(e) = stopped {
+                tracing::debug!(error = ?e, "typing did not stop");
+            }
         }
     }
 
@@ -279,6 +346,21 @@ impl Session {
         // Membership is the domain's question: each use case below checks it against storage,
         // which is current even before this socket has heard of a chat it was just added to.
         let messages = &self.state.messages;
+        {
+            let mut typing = self.typing.lock().unwrap_or_else(|p| p.into_inner());
+            match &frame {
+                ClientFrame::Typing {
+                    kind: EventKind::Typing,
+                    ..
+                } => {
+                    typing.insert(chat, Instant::now());
+                }
+                ClientFrame::Typing { .. } | ClientFrame::Send { .. } => {
+                    typing.remove(&chat);
+                }
+                ClientFrame::Read { .. } => {}
+            }
+        }
         let result = match frame {
             ClientFrame::Send { message, .. } => messages
                 .post_message(&self.me, chat, &message)
