@@ -89,8 +89,10 @@ contract!(
     concurrent_get_or_create_direct_for_one_pair_yields_one_chat,
     another_pair_gets_another_direct_chat,
     get_or_create_direct_with_an_unknown_user_fails_with_user_not_found,
+    get_or_create_direct_of_a_user_with_themself_is_refused,
     // groups and membership
-    create_group_makes_the_owner_owner_and_collapses_duplicates,
+    create_group_makes_the_owner_owner_then_the_members_in_the_given_order,
+    create_group_refuses_a_member_twice_and_leaves_no_chat,
     create_group_with_an_unknown_member_fails_and_leaves_no_chat,
     access_tells_no_such_chat_outsider_and_member,
     members_are_listed_in_joining_order_with_roles_and_last_read,
@@ -121,6 +123,7 @@ contract!(
     revoked_sessions_are_remembered,
     revoking_twice_is_fine_and_keeps_the_later_expiry,
     expired_revocations_are_forgotten_on_the_next_revoke,
+    revoke_forgets_by_the_callers_time_not_the_storages,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -420,13 +423,30 @@ async fn get_or_create_direct_with_an_unknown_user_fails_with_user_not_found<S: 
     assert_eq!(s.chat_ids_of(ann.id).await.unwrap(), vec![]);
 }
 
+/// The two users differ: the caller refuses a chat with oneself, and storage does not store
+/// one either.
+async fn get_or_create_direct_of_a_user_with_themself_is_refused<S: Store>(s: S) {
+    let ann = user(&s, "ann").await;
+
+    let err = s
+        .get_or_create_direct(ann.id, ann.id, at(10))
+        .await
+        .unwrap_err();
+
+    assert!(matches!(err, Error::Unexpected(_)), "got {err:?}");
+    assert_eq!(s.chat_ids_of(ann.id).await.unwrap(), vec![]);
+    assert_eq!(s.list_for_user(ann.id).await.unwrap(), vec![]);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Groups and membership
 // ---------------------------------------------------------------------------------------------
 
-async fn create_group_makes_the_owner_owner_and_collapses_duplicates<S: Store>(s: S) {
-    let m1 = user(&s, "mia").await;
+/// The members are distinct and the owner is not among them (the caller's to ensure): storage
+/// stores them as given, the owner first.
+async fn create_group_makes_the_owner_owner_then_the_members_in_the_given_order<S: Store>(s: S) {
     let m2 = user(&s, "max").await;
+    let m1 = user(&s, "mia").await;
     let owner = user(&s, "olga").await;
 
     let chat = s
@@ -434,7 +454,7 @@ async fn create_group_makes_the_owner_owner_and_collapses_duplicates<S: Store>(s
             name: ChatName::parse("Book club").unwrap(),
             visibility: Visibility::Public,
             owner: owner.id,
-            members: vec![m1.id, m2.id, m1.id, owner.id, m2.id],
+            members: vec![m1.id, m2.id],
             created_at: at(5),
         })
         .await
@@ -462,6 +482,38 @@ async fn create_group_makes_the_owner_owner_and_collapses_duplicates<S: Store>(s
         s.access(chat.id, m2.id).await.unwrap(),
         ChatAccess::Member(chat, Role::Member)
     );
+}
+
+/// Storage does not repair a caller that breaks the guarantee (a member twice, or the owner
+/// among the members): it refuses, as the key on (chat, user) does, and stores nothing.
+async fn create_group_refuses_a_member_twice_and_leaves_no_chat<S: Store>(s: S) {
+    let owner = user(&s, "olga").await;
+    let m1 = user(&s, "mia").await;
+    let new_group = |members: Vec<UserId>| NewGroup {
+        name: ChatName::parse("Twice").unwrap(),
+        visibility: Visibility::Public,
+        owner: owner.id,
+        members,
+        created_at: at(5),
+    };
+
+    let repeated = s
+        .create_group(&new_group(vec![m1.id, m1.id]))
+        .await
+        .unwrap_err();
+    let owner_again = s
+        .create_group(&new_group(vec![m1.id, owner.id]))
+        .await
+        .unwrap_err();
+
+    assert!(matches!(repeated, Error::Unexpected(_)), "got {repeated:?}");
+    assert!(
+        matches!(owner_again, Error::Unexpected(_)),
+        "got {owner_again:?}"
+    );
+    assert_eq!(s.list_for_user(owner.id).await.unwrap(), vec![]);
+    assert_eq!(s.list_for_user(m1.id).await.unwrap(), vec![]);
+    assert_eq!(s.list_public(owner.id).await.unwrap(), vec![]);
 }
 
 async fn create_group_with_an_unknown_member_fails_and_leaves_no_chat<S: Store>(s: S) {
@@ -1082,7 +1134,9 @@ async fn revoked_sessions_are_remembered<S: Store>(s: S) {
     let b = session("session-b");
     assert!(!s.is_revoked(&a).await.unwrap());
 
-    s.revoke(&a, now() + Duration::hours(1)).await.unwrap();
+    s.revoke(&a, now() + Duration::hours(1), now())
+        .await
+        .unwrap();
 
     assert!(s.is_revoked(&a).await.unwrap());
     assert!(!s.is_revoked(&b).await.unwrap());
@@ -1090,11 +1144,17 @@ async fn revoked_sessions_are_remembered<S: Store>(s: S) {
 
 async fn revoking_twice_is_fine_and_keeps_the_later_expiry<S: Store>(s: S) {
     let a = session("session-a");
-    s.revoke(&a, now() + Duration::hours(1)).await.unwrap();
+    s.revoke(&a, now() + Duration::hours(1), now())
+        .await
+        .unwrap();
 
-    s.revoke(&a, now() + Duration::hours(1)).await.unwrap();
-    s.revoke(&a, now() - Duration::hours(1)).await.unwrap();
-    s.revoke(&session("session-b"), now() + Duration::hours(1))
+    s.revoke(&a, now() + Duration::hours(1), now())
+        .await
+        .unwrap();
+    s.revoke(&a, now() - Duration::hours(1), now())
+        .await
+        .unwrap();
+    s.revoke(&session("session-b"), now() + Duration::hours(1), now())
         .await
         .unwrap();
 
@@ -1107,18 +1167,41 @@ async fn revoking_twice_is_fine_and_keeps_the_later_expiry<S: Store>(s: S) {
 async fn expired_revocations_are_forgotten_on_the_next_revoke<S: Store>(s: S) {
     let expired = session("expired");
     let live = session("live");
-    s.revoke(&expired, now() - Duration::minutes(1))
+    s.revoke(&expired, now() - Duration::minutes(1), now())
         .await
         .unwrap();
-    s.revoke(&live, now() + Duration::hours(1)).await.unwrap();
+    s.revoke(&live, now() + Duration::hours(1), now())
+        .await
+        .unwrap();
 
-    s.revoke(&session("next"), now() + Duration::hours(1))
+    s.revoke(&session("next"), now() + Duration::hours(1), now())
         .await
         .unwrap();
 
     assert!(!s.is_revoked(&expired).await.unwrap());
     assert!(s.is_revoked(&live).await.unwrap());
     assert!(s.is_revoked(&session("next")).await.unwrap());
+}
+
+/// The clean-up goes by the `now` it is given (the service's clock), never by the time of the
+/// machine: these expiries are long past by the machine's clock.
+async fn revoke_forgets_by_the_callers_time_not_the_storages<S: Store>(s: S) {
+    let early = session("early");
+    let late = session("late");
+    s.revoke(&early, at(100), at(0)).await.unwrap();
+    s.revoke(&late, at(200), at(0)).await.unwrap();
+
+    s.revoke(&session("a"), at(300), at(100)).await.unwrap();
+    let early_at_its_expiry = s.is_revoked(&early).await.unwrap();
+    s.revoke(&session("b"), at(300), at(150)).await.unwrap();
+    let early_after_it = s.is_revoked(&early).await.unwrap();
+    let late_before_its_expiry = s.is_revoked(&late).await.unwrap();
+
+    assert!(early_at_its_expiry, "kept while now is not past its expiry");
+    assert!(!early_after_it, "forgotten once now is past its expiry");
+    assert!(late_before_its_expiry, "kept until its own expiry");
+    assert!(s.is_revoked(&session("a")).await.unwrap());
+    assert!(s.is_revoked(&session("b")).await.unwrap());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -68,10 +68,11 @@ pub trait UserRepo: Send + Sync + 'static {
 pub trait ChatRepo: Send + Sync + 'static {
     /// The direct chat between `a` and `b`, created with both as members if it did not exist;
     /// the flag is true when this call created it. Two concurrent calls for the same pair
-    /// (in either order) yield one chat.
+    /// (in either order) yield one chat. `a` and `b` are two different users: the caller's to
+    /// ensure.
     ///
     /// # Errors
-    /// `UserNotFound` when either user does not exist.
+    /// `UserNotFound` when either user does not exist; `Unexpected` when `a == b`.
     async fn get_or_create_direct(
         &self,
         a: UserId,
@@ -79,10 +80,13 @@ pub trait ChatRepo: Send + Sync + 'static {
         at: DateTime<Utc>,
     ) -> Result<(Chat, bool)>;
 
-    /// Stores a group with its owner and members.
+    /// Stores a group with its owner, as `Owner`, then its members in the given order, as
+    /// `Member`. The caller guarantees the members are distinct and do not include the owner;
+    /// storage does not repair a list that breaks this.
     ///
     /// # Errors
-    /// `UserNotFound` when a member does not exist.
+    /// `UserNotFound` when the owner or a member does not exist; `Unexpected` when a user is
+    /// listed twice (the owner among the members included). Nothing is stored on error.
     async fn create_group(&self, group: &NewGroup) -> Result<Chat>;
 
     /// Whether the chat exists and what `user` is in it.
@@ -176,11 +180,16 @@ pub trait MessageRepo: Send + Sync + 'static {
 #[async_trait]
 pub trait SessionRepo: Send + Sync + 'static {
     /// Remembers that `session` no longer works until `expires_at` (revoking again keeps the
-    /// later time); forgets revocations already expired.
+    /// later time); forgets the revocations that expired before `now`, the caller's clock.
     ///
     /// # Errors
     /// `Unexpected` on storage failure only.
-    async fn revoke(&self, session: &SessionId, expires_at: DateTime<Utc>) -> Result<()>;
+    async fn revoke(
+        &self,
+        session: &SessionId,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
 
     /// Whether `session` was revoked.
     ///

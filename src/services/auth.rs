@@ -146,7 +146,7 @@ impl AuthService {
     /// `Unexpected` on storage failure.
     pub async fn logout(&self, me: &AuthUser) -> Result<()> {
         self.sessions
-            .revoke(&me.session, me.session_expires_at)
+            .revoke(&me.session, me.session_expires_at, self.clock.now())
             .await?;
         self.bus
             .publish(Event::SessionRevoked(me.session.clone()))
@@ -400,9 +400,11 @@ mod tests {
         let session = SessionId("s1".into());
         m.sessions
             .expect_revoke()
-            .withf(|s, _| s.0 == "s1")
+            .withf(|s, _, now| {
+                s.0 == "s1" && *now == Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap()
+            })
             .times(1)
-            .returning(|_, _| Ok(()));
+            .returning(|_, _, _| Ok(()));
         m.bus
             .expect_publish()
             .with(eq(Event::SessionRevoked(session.clone())))

@@ -156,6 +156,34 @@ mod tests {
     use crate::services::testing::{Mocks, chat, me};
 
     #[tokio::test]
+    async fn a_group_is_stored_with_distinct_members_without_its_owner() {
+        let mut m = Mocks::default();
+        m.chats
+            .expect_create_group()
+            .withf(|g| g.owner == UserId(1) && g.members == [UserId(2), UserId(3)])
+            .times(1)
+            .returning(|_| Ok(chat(4, ChatKind::Group, Visibility::Private)));
+        m.bus
+            .expect_publish()
+            .withf(|e| {
+                matches!(e, Event::ChatCreated { members, .. }
+                    if members == &[UserId(1), UserId(2), UserId(3)])
+            })
+            .times(1)
+            .returning(|_| Ok(()));
+        let members = vec![UserId(3), UserId(2), UserId(1), UserId(3)];
+        m.chats()
+            .create_group(
+                &me(),
+                ChatName::parse("room").unwrap(),
+                Visibility::Private,
+                members,
+            )
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
     async fn opening_a_chat_with_yourself_touches_nothing() {
         let mut m = Mocks::default();
         m.users.expect_find().times(0);

@@ -159,6 +159,12 @@ impl ChatRepo for MemoryStore {
         b: UserId,
         at: DateTime<Utc>,
     ) -> Result<(Chat, bool)> {
+        if a == b {
+            // As the check constraint chats_direct_shape refuses it.
+            return Err(Error::unexpected(anyhow::anyhow!(
+                "a direct chat of user {a} with themself"
+            )));
+        }
         let mut s = self.lock();
         if !s.users.contains_key(&a) || !s.users.contains_key(&b) {
             return Err(Error::UserNotFound);
@@ -189,9 +195,21 @@ impl ChatRepo for MemoryStore {
 
     async fn create_group(&self, group: &NewGroup) -> Result<Chat> {
         let mut s = self.lock();
-        let everyone = std::iter::once(group.owner).chain(group.members.iter().copied());
-        if everyone.clone().any(|u| !s.users.contains_key(&u)) {
-            return Err(Error::UserNotFound);
+        let everyone: Vec<(UserId, Role)> = std::iter::once((group.owner, Role::Owner))
+            .chain(group.members.iter().map(|m| (*m, Role::Member)))
+            .collect();
+        // Refused in the order the SQL adapters insert them, and for the same reasons.
+        let mut seen = HashSet::new();
+        for (user, _) in &everyone {
+            if !s.users.contains_key(user) {
+                return Err(Error::UserNotFound);
+            }
+            if !seen.insert(*user) {
+                // As the key chat_members_pkey refuses it.
+                return Err(Error::unexpected(anyhow::anyhow!(
+                    "user {user} is in the new group twice"
+                )));
+            }
         }
         let chat = Chat {
             id: ChatId(s.next()),
@@ -200,16 +218,11 @@ impl ChatRepo for MemoryStore {
             visibility: group.visibility,
             created_at: group.created_at,
         };
-        let mut seen = HashSet::new();
         let members = everyone
-            .filter(|u| seen.insert(*u))
-            .map(|user| Membership {
+            .into_iter()
+            .map(|(user, role)| Membership {
                 user,
-                role: if user == group.owner {
-                    Role::Owner
-                } else {
-                    Role::Member
-                },
+                role,
                 last_read: None,
             })
             .collect();
@@ -443,9 +456,13 @@ impl MessageRepo for MemoryStore {
 
 #[async_trait]
 impl SessionRepo for MemoryStore {
-    async fn revoke(&self, session: &SessionId, expires_at: DateTime<Utc>) -> Result<()> {
+    async fn revoke(
+        &self,
+        session: &SessionId,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let mut s = self.lock();
-        let now = Utc::now();
         s.revoked.retain(|_, exp| *exp >= now);
         // Revoked twice, a session stays revoked until the later of the two expiries.
         s.revoked
