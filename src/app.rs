@@ -250,6 +250,7 @@ impl App {
             }),
             shutdown: shutdown_rx,
             frames_per_second: config.ws_frames_per_second,
+            resume_max_messages: config.resume_max_messages,
         });
         Ok(Self {
             listener,

@@ -35,6 +35,8 @@ pub struct Config {
     pub max_message_chars: usize,
     /// Frames a client may send per second on one socket; bursts of three times as many pass.
     pub ws_frames_per_second: u32,
+    /// The most messages a socket's `resume` replays; from further back it gets `resync`.
+    pub resume_max_messages: u32,
     /// The URL people reach this server at (e.g. `https://chat.example.com`); its origin is
     /// allowed, and an https one makes the session cookie Secure.
     pub public_url: Option<String>,
@@ -58,6 +60,7 @@ impl Default for Config {
             token_ttl_minutes: 30,
             max_message_chars: 4000,
             ws_frames_per_second: 20,
+            resume_max_messages: 1000,
             public_url: None,
             allowed_origins: String::new(),
             cookie_secure: None,
@@ -213,6 +216,12 @@ impl Config {
         if self.ws_frames_per_second < 1 {
             return Err(ConfigError::new(
                 "PARLEY_WS_FRAMES_PER_SECOND",
+                "must be at least 1",
+            ));
+        }
+        if self.resume_max_messages < 1 {
+            return Err(ConfigError::new(
+                "PARLEY_RESUME_MAX_MESSAGES",
                 "must be at least 1",
             ));
         }

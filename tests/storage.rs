@@ -10,8 +10,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use parley::domain::{
-    Chat, ChatId, ChatKind, ChatName, Email, Error, HistoryPage, Member, MessageBody, MessageId,
-    NewGroup, NewMessage, NewUser, Peer, Role, SessionId, User, UserId, Username, Visibility,
+    Chat, ChatId, ChatKind, ChatName, ClientId, Email, Error, HistoryPage, Inserted, Member,
+    Message, MessageBody, MessageId, NewGroup, NewMessage, NewUser, Peer, Role, Seq, SessionId,
+    User, UserId, Username, Visibility,
 };
 use parley::ports::{ChatAccess, ChatRepo, MessageRepo, SessionRepo, UserRepo};
 
@@ -119,6 +120,15 @@ contract!(
     exists_in_is_true_only_for_the_messages_chat,
     insert_into_a_missing_chat_fails_with_chat_not_found,
     insert_by_an_unknown_sender_fails_with_user_not_found,
+    // the stream of a chat: seqs and client ids
+    seqs_count_from_one_in_each_chat_on_its_own,
+    concurrent_inserts_into_one_chat_take_every_seq_once,
+    a_failed_insert_uses_no_seq,
+    after_seq_returns_the_oldest_messages_after_a_position,
+    before_seq_pages_back_and_bounds_combine,
+    a_repeated_client_id_stores_once_and_uses_no_seq,
+    concurrent_sends_of_one_client_id_store_one_message_without_a_gap,
+    a_client_id_names_a_message_of_one_sender_in_one_chat,
     // sessions
     revoked_sessions_are_remembered,
     revoking_twice_is_fine_and_keeps_the_later_expiry,
@@ -183,13 +193,44 @@ fn new_message(chat: ChatId, sender: &User, body: &str, secs: i64) -> NewMessage
         sender_id: sender.id,
         body: MessageBody::from_trusted(body.to_owned()),
         created_at: at(secs),
+        client_id: None,
     }
 }
 
+/// `new_message` sent under `client_id`.
+fn resendable(chat: ChatId, sender: &User, body: &str, client_id: &str) -> NewMessage {
+    NewMessage {
+        client_id: Some(ClientId::parse(client_id).unwrap()),
+        ..new_message(chat, sender, body, 100)
+    }
+}
+
+/// The id and seq of a message just stored, panicking when it was not.
+fn stored(inserted: Inserted) -> (MessageId, Seq) {
+    match inserted {
+        Inserted::New { id, seq } => (id, seq),
+        Inserted::Existing(m) => panic!("expected a new message, found {m:?}"),
+    }
+}
+
+/// The message an insert found already stored, panicking when it stored one.
+fn existing(inserted: Inserted) -> Message {
+    match inserted {
+        Inserted::Existing(m) => m,
+        Inserted::New { id, seq } => panic!("expected an existing message, stored {id} at {seq}"),
+    }
+}
+
+async fn insert<S: Store>(s: &S, message: &NewMessage) -> (MessageId, Seq) {
+    stored(
+        s.insert(message)
+            .await
+            .unwrap_or_else(|e| panic!("insert into {}: {e:?}", message.chat_id)),
+    )
+}
+
 async fn post<S: Store>(s: &S, chat: ChatId, sender: &User, body: &str) -> MessageId {
-    s.insert(&new_message(chat, sender, body, 100))
-        .await
-        .unwrap_or_else(|e| panic!("insert into {chat}: {e:?}"))
+    insert(s, &new_message(chat, sender, body, 100)).await.0
 }
 
 /// Posts `n` messages "0", "1", ... and returns their ids.
@@ -213,7 +254,7 @@ async fn page<S: Store>(
         HistoryPage {
             before,
             after,
-            limit,
+            ..HistoryPage::latest(limit)
         },
     )
     .await
@@ -221,6 +262,32 @@ async fn page<S: Store>(
     .into_iter()
     .map(|m| m.id)
     .collect()
+}
+
+/// The seqs of a page bounded by seq.
+async fn seq_page<S: Store>(
+    s: &S,
+    chat: ChatId,
+    before_seq: Option<i64>,
+    after_seq: Option<i64>,
+    limit: u32,
+) -> Vec<i64> {
+    seqs(
+        &s.list(
+            chat,
+            HistoryPage {
+                before_seq: before_seq.map(Seq),
+                after_seq: after_seq.map(Seq),
+                ..HistoryPage::latest(limit)
+            },
+        )
+        .await
+        .unwrap(),
+    )
+}
+
+fn seqs(messages: &[Message]) -> Vec<i64> {
+    messages.iter().map(|m| m.seq.0).collect()
 }
 
 fn member_ids(members: &[Member]) -> Vec<UserId> {
@@ -782,10 +849,7 @@ async fn list_for_user_counts_unread_messages_of_others_after_the_marker<S: Stor
     let c1 = post(&s, club.id, &cid, "c1").await;
     post(&s, elsewhere.id, &bob, "not in club").await;
     post(&s, club.id, &bob, "b2").await;
-    let last = s
-        .insert(&new_message(club.id, &ann, "a2", 200))
-        .await
-        .unwrap();
+    let (last, _) = insert(&s, &new_message(club.id, &ann, "a2", 200)).await;
 
     let unread = |list: Vec<parley::domain::ChatSummary>| {
         list.into_iter()
@@ -960,10 +1024,7 @@ async fn list_latest_returns_the_newest_oldest_first<S: Store>(s: S) {
     let mut ids = Vec::new();
     for i in 0..10 {
         let sender = if i % 2 == 0 { &ann } else { &bob };
-        let id = s
-            .insert(&new_message(chat.id, sender, &format!("m{i}"), i))
-            .await
-            .unwrap();
+        let (id, _) = insert(&s, &new_message(chat.id, sender, &format!("m{i}"), i)).await;
         ids.push(id);
     }
 
@@ -1126,6 +1187,361 @@ async fn insert_by_an_unknown_sender_fails_with_user_not_found<S: Store>(s: S) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The stream of a chat: seqs and client ids
+// ---------------------------------------------------------------------------------------------
+
+async fn seqs_count_from_one_in_each_chat_on_its_own<S: Store>(s: S) {
+    let ann = user(&s, "ann").await;
+    let bob = user(&s, "bob").await;
+    let one = direct(&s, &ann, &bob).await;
+    let two = group(&s, "Two", Visibility::Private, &bob, &[&ann]).await;
+
+    let mut got = Vec::new();
+    for i in 0..7 {
+        let (chat, sender) = if i % 3 == 0 {
+            (two.id, &bob)
+        } else {
+            (one.id, &ann)
+        };
+        got.push((
+            chat,
+            insert(&s, &new_message(chat, sender, &format!("m{i}"), i)).await,
+        ));
+    }
+
+    let seqs_in = |chat: ChatId| -> Vec<i64> {
+        got.iter()
+            .filter(|(c, _)| *c == chat)
+            .map(|(_, (_, seq))| seq.0)
+            .collect()
+    };
+    assert_eq!(seqs_in(one.id), [1, 2, 3, 4]);
+    assert_eq!(seqs_in(two.id), [1, 2, 3]);
+    let listed = s.list(one.id, HistoryPage::latest(50)).await.unwrap();
+    let stored_one: Vec<(MessageId, Seq)> = got
+        .iter()
+        .filter(|(c, _)| *c == one.id)
+        .map(|(_, stored)| *stored)
+        .collect();
+    assert_eq!(
+        listed.iter().map(|m| (m.id, m.seq)).collect::<Vec<_>>(),
+        stored_one,
+        "listed with the seqs the inserts answered"
+    );
+    assert!(listed.iter().all(|m| m.client_id.is_none()));
+    let last = s.list_for_user(ann.id).await.unwrap();
+    let last_of_two = last
+        .iter()
+        .find(|c| c.chat.id == two.id)
+        .and_then(|c| c.last_message.as_ref())
+        .unwrap();
+    assert_eq!(last_of_two.seq, Seq(3));
+}
+
+/// However the writers interleave, one chat's seqs are 1..n with no gap and no repeat, each
+/// writer's in the order it wrote, and ids grow with seqs.
+async fn concurrent_inserts_into_one_chat_take_every_seq_once<S: Store>(s: S) {
+    let s = Arc::new(s);
+    let ann = user(&*s, "ann").await;
+    let bob = user(&*s, "bob").await;
+    let chat = group(&*s, "Busy", Visibility::Private, &ann, &[&bob]).await;
+    let other = group(&*s, "Other", Visibility::Private, &bob, &[]).await;
+    const WRITERS: usize = 24;
+    const EACH: usize = 3;
+
+    let tasks: Vec<_> = (0..WRITERS)
+        .map(|t| {
+            let s = s.clone();
+            let sender = if t % 2 == 0 { ann.clone() } else { bob.clone() };
+            let bob = bob.clone();
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                for i in 0..EACH {
+                    let body = format!("{t}/{i}");
+                    let inserted = s.insert(&new_message(chat.id, &sender, &body, 0)).await?;
+                    mine.push(stored(inserted));
+                    if t % 4 == 0 {
+                        // Another chat's writer, between them.
+                        s.insert(&new_message(other.id, &bob, &body, 0)).await?;
+                    }
+                }
+                Ok::<_, Error>(mine)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for task in tasks {
+        let mine = task
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("insert: {e:?}"));
+        assert!(mine.windows(2).all(|w| w[0].1 < w[1].1), "{mine:?}");
+        all.extend(mine);
+    }
+
+    let n = (WRITERS * EACH) as i64;
+    let mut taken: Vec<i64> = all.iter().map(|(_, seq)| seq.0).collect();
+    taken.sort_unstable();
+    assert_eq!(taken, (1..=n).collect::<Vec<_>>());
+    all.sort_by_key(|(_, seq)| *seq);
+    assert!(
+        all.windows(2).all(|w| w[0].0 < w[1].0),
+        "ids grow with seqs: {all:?}"
+    );
+    let listed = s
+        .list(chat.id, HistoryPage::latest(HistoryPage::MAX_LIMIT))
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.iter().map(|m| (m.id, m.seq)).collect::<Vec<_>>(),
+        all
+    );
+    let others = seq_page(&*s, other.id, None, None, HistoryPage::MAX_LIMIT).await;
+    assert_eq!(
+        others,
+        (1..=(WRITERS / 4 * EACH) as i64).collect::<Vec<_>>()
+    );
+    let (_, next) = insert(&*s, &new_message(chat.id, &ann, "after", 0)).await;
+    assert_eq!(next, Seq(n + 1));
+}
+
+async fn a_failed_insert_uses_no_seq<S: Store>(s: S) {
+    let ann = user(&s, "ann").await;
+    let chat = group(&s, "Club", Visibility::Private, &ann, &[]).await;
+    insert(&s, &new_message(chat.id, &ann, "first", 0)).await;
+    let ghost = NewMessage {
+        sender_id: UserId(ann.id.0 + 1000),
+        ..resendable(chat.id, &ann, "boo", "c1")
+    };
+
+    let err = s.insert(&ghost).await.unwrap_err();
+    let (_, next) = insert(&s, &new_message(chat.id, &ann, "second", 0)).await;
+
+    assert!(matches!(err, Error::UserNotFound), "got {err:?}");
+    assert_eq!(next, Seq(2));
+    assert_eq!(seq_page(&s, chat.id, None, None, 10).await, [1, 2]);
+}
+
+async fn after_seq_returns_the_oldest_messages_after_a_position<S: Store>(s: S) {
+    let ann = user(&s, "ann").await;
+    let chat = group(&s, "Club", Visibility::Private, &ann, &[]).await;
+    let other = group(&s, "Other", Visibility::Private, &ann, &[]).await;
+    for i in 0..20 {
+        post(&s, chat.id, &ann, &i.to_string()).await;
+        if i % 2 == 0 {
+            post(&s, other.id, &ann, "noise").await;
+        }
+    }
+
+    let next = s
+        .list(chat.id, HistoryPage::after_seq(Seq(9), 5))
+        .await
+        .unwrap();
+    let rest = seq_page(&s, chat.id, None, Some(17), 5).await;
+    let none = seq_page(&s, chat.id, None, Some(20), 5).await;
+    let from_the_start = seq_page(&s, chat.id, None, Some(0), 3).await;
+
+    assert_eq!(seqs(&next), [10, 11, 12, 13, 14]);
+    let bodies: Vec<&str> = next.iter().map(|m| m.body.as_str()).collect();
+    assert_eq!(bodies, ["9", "10", "11", "12", "13"]);
+    assert!(next.iter().all(|m| m.chat_id == chat.id));
+    assert_eq!(rest, [18, 19, 20]);
+    assert_eq!(none, Vec::<i64>::new());
+    assert_eq!(from_the_start, [1, 2, 3]);
+    assert_eq!(
+        seq_page(&s, NO_CHAT, None, Some(0), 10).await,
+        Vec::<i64>::new()
+    );
+}
+
+async fn before_seq_pages_back_and_bounds_combine<S: Store>(s: S) {
+    let ann = user(&s, "ann").await;
+    let chat = group(&s, "Club", Visibility::Private, &ann, &[]).await;
+    let ids = post_many(&s, chat.id, &ann, 15).await;
+
+    let before = seq_page(&s, chat.id, Some(6), None, 3).await;
+    let before_all = seq_page(&s, chat.id, Some(6), None, 100).await;
+    let newest_three_between = seq_page(&s, chat.id, Some(11), Some(3), 3).await;
+    let all_between = seq_page(&s, chat.id, Some(11), Some(3), 100).await;
+    let nothing_between = seq_page(&s, chat.id, Some(6), Some(5), 100).await;
+    // ids[6] is seq 7: the id bound and the seq bound both apply.
+    let mixed = s
+        .list(
+            chat.id,
+            HistoryPage {
+                before: Some(ids[6]),
+                after_seq: Some(Seq(2)),
+                ..HistoryPage::latest(100)
+            },
+        )
+        .await
+        .unwrap();
+    let mixed_oldest_first = s
+        .list(
+            chat.id,
+            HistoryPage {
+                after: Some(ids[9]),
+                after_seq: Some(Seq(4)),
+                ..HistoryPage::latest(2)
+            },
+        )
+        .await
+        .unwrap();
+    let tighter_id = s
+        .list(
+            chat.id,
+            HistoryPage {
+                before: Some(ids[4]),
+                before_seq: Some(Seq(12)),
+                ..HistoryPage::latest(2)
+            },
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(before, [3, 4, 5]);
+    assert_eq!(before_all, [1, 2, 3, 4, 5]);
+    assert_eq!(newest_three_between, [8, 9, 10]);
+    assert_eq!(all_between, [4, 5, 6, 7, 8, 9, 10]);
+    assert_eq!(nothing_between, Vec::<i64>::new());
+    assert_eq!(seqs(&mixed), [3, 4, 5, 6]);
+    assert_eq!(seqs(&mixed_oldest_first), [11, 12]);
+    assert_eq!(seqs(&tighter_id), [3, 4]);
+}
+
+async fn a_repeated_client_id_stores_once_and_uses_no_seq<S: Store>(s: S) {
+    let ann = user(&s, "ann").await;
+    let bob = user(&s, "bob").await;
+    let chat = direct(&s, &ann, &bob).await;
+    let (first, first_seq) = insert(&s, &resendable(chat.id, &ann, "hello", "c-1")).await;
+
+    let again = s
+        .insert(&resendable(chat.id, &ann, "hello, edited", "c-1"))
+        .await
+        .unwrap();
+    let (next, next_seq) = insert(&s, &new_message(chat.id, &bob, "hi", 0)).await;
+    let (_, third_seq) = insert(&s, &resendable(chat.id, &ann, "more", "c-2")).await;
+
+    let again = existing(again);
+    assert_eq!(first_seq, Seq(1));
+    assert_eq!((again.id, again.seq), (first, first_seq));
+    assert_eq!(again.chat_id, chat.id);
+    assert_eq!(again.sender_id, ann.id);
+    assert_eq!(again.sender_username, ann.username);
+    assert_eq!(again.body.as_str(), "hello", "the message as first stored");
+    assert_eq!(again.created_at, at(100));
+    assert_eq!(again.client_id.as_ref().map(ClientId::as_str), Some("c-1"));
+    assert_eq!(next_seq, Seq(2), "the resend used no seq");
+    assert_eq!(third_seq, Seq(3));
+    let listed = s.list(chat.id, HistoryPage::latest(10)).await.unwrap();
+    assert_eq!(listed.len(), 3);
+    assert_eq!(listed[0], again);
+    assert_eq!(listed[1].id, next);
+    assert_eq!(listed[1].client_id, None);
+    assert_eq!(
+        listed[2].client_id.as_ref().map(ClientId::as_str),
+        Some("c-2")
+    );
+}
+
+/// Sends of one message that race (a client retrying on two connections) store it once; the
+/// losers answer it, and no seq goes missing for the messages sent among them.
+async fn concurrent_sends_of_one_client_id_store_one_message_without_a_gap<S: Store>(s: S) {
+    let s = Arc::new(s);
+    let ann = user(&*s, "ann").await;
+    let bob = user(&*s, "bob").await;
+    let chat = direct(&*s, &ann, &bob).await;
+    const SENDS: usize = 20;
+
+    let tasks: Vec<_> = (0..SENDS)
+        .map(|t| {
+            let s = s.clone();
+            let (ann, bob) = (ann.clone(), bob.clone());
+            tokio::spawn(async move {
+                let dup = s.insert(&resendable(chat.id, &ann, "once", "same")).await?;
+                let own = s
+                    .insert(&resendable(chat.id, &bob, "own", &format!("bob-{t}")))
+                    .await?;
+                Ok::<_, Error>((dup, own))
+            })
+        })
+        .collect();
+    let mut dups = Vec::new();
+    let mut owns = Vec::new();
+    for task in tasks {
+        let (dup, own) = task
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("insert: {e:?}"));
+        dups.push(dup);
+        owns.push(stored(own));
+    }
+
+    let new: Vec<(MessageId, Seq)> = dups
+        .iter()
+        .filter_map(|d| match d {
+            Inserted::New { id, seq } => Some((*id, *seq)),
+            Inserted::Existing(_) => None,
+        })
+        .collect();
+    assert_eq!(new.len(), 1, "stored once: {dups:?}");
+    let (id, seq) = new[0];
+    for d in &dups {
+        if let Inserted::Existing(m) = d {
+            assert_eq!((m.id, m.seq, m.body.as_str()), (id, seq, "once"));
+        }
+    }
+    let listed = s.list(chat.id, HistoryPage::latest(100)).await.unwrap();
+    assert_eq!(seqs(&listed), (1..=(SENDS as i64 + 1)).collect::<Vec<_>>());
+    assert_eq!(
+        listed.iter().filter(|m| m.sender_id == ann.id).count(),
+        1,
+        "ann's message once"
+    );
+    assert_eq!(owns.len(), SENDS);
+    let (_, next) = insert(&*s, &new_message(chat.id, &ann, "next", 0)).await;
+    assert_eq!(next, Seq(SENDS as i64 + 2));
+}
+
+async fn a_client_id_names_a_message_of_one_sender_in_one_chat<S: Store>(s: S) {
+    let ann = user(&s, "ann").await;
+    let bob = user(&s, "bob").await;
+    let one = group(&s, "One", Visibility::Private, &ann, &[&bob]).await;
+    let two = group(&s, "Two", Visibility::Private, &ann, &[&bob]).await;
+
+    let anns = s
+        .insert(&resendable(one.id, &ann, "a", "c1"))
+        .await
+        .unwrap();
+    let bobs = s
+        .insert(&resendable(one.id, &bob, "b", "c1"))
+        .await
+        .unwrap();
+    let elsewhere = s
+        .insert(&resendable(two.id, &ann, "c", "c1"))
+        .await
+        .unwrap();
+    let differs_in_case = s
+        .insert(&resendable(one.id, &ann, "d", "C1"))
+        .await
+        .unwrap();
+    let anns_again = s
+        .insert(&resendable(one.id, &ann, "a", "c1"))
+        .await
+        .unwrap();
+
+    let (anns, anns_seq) = stored(anns);
+    let (bobs, bobs_seq) = stored(bobs);
+    let (elsewhere, elsewhere_seq) = stored(elsewhere);
+    let (_, case_seq) = stored(differs_in_case);
+    assert_eq!((anns_seq, bobs_seq, case_seq), (Seq(1), Seq(2), Seq(3)));
+    assert_eq!(elsewhere_seq, Seq(1));
+    assert_ne!(anns, bobs);
+    assert_ne!(anns, elsewhere);
+    assert_eq!(existing(anns_again).id, anns);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Sessions
 // ---------------------------------------------------------------------------------------------
 
@@ -1224,7 +1640,7 @@ async fn sqlite_concurrent_writers_all_succeed() {
                 let mut ids = Vec::new();
                 for i in 0..20 {
                     let body = format!("{t}/{i}");
-                    ids.push(s.insert(&new_message(chat.id, &ann, &body, i)).await?);
+                    ids.push(stored(s.insert(&new_message(chat.id, &ann, &body, i)).await?).0);
                 }
                 Ok::<_, Error>(ids)
             })
@@ -1248,8 +1664,7 @@ async fn sqlite_concurrent_writers_all_succeed() {
                 chat.id,
                 HistoryPage {
                     before,
-                    after: None,
-                    limit: HistoryPage::MAX_LIMIT,
+                    ..HistoryPage::latest(HistoryPage::MAX_LIMIT)
                 },
             )
             .await
@@ -1265,4 +1680,128 @@ async fn sqlite_concurrent_writers_all_succeed() {
     assert_eq!(listed.iter().map(|m| m.id).collect::<Vec<_>>(), written);
     let bodies: HashSet<&str> = listed.iter().map(|m| m.body.as_str()).collect();
     assert_eq!(bodies.len(), 1000);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Migrations
+// ---------------------------------------------------------------------------------------------
+
+/// Rows as the schema of migration 1 held them, before messages had seqs, in SQL both
+/// databases take. A fresh database numbers them from 1: users ann (1) and bob (2), chats One
+/// (1), Two (2) and Empty (3). Message ids run 1 to 8 across the chats; "gone" (4) and
+/// "last" (8) are deleted, so ids have gaps and the highest id ever used is gone; "one-a" is
+/// rewritten, which moves it to the end of PostgreSQL's table.
+const BEFORE_SEQ: &str = "
+    INSERT INTO users (username, email, password_hash, created_at) VALUES
+        ('ann', 'ann@example.com', 'h', '2024-05-01T12:00:00Z'),
+        ('bob', 'bob@example.com', 'h', '2024-05-01T12:00:00Z');
+    INSERT INTO chats (kind, name, visibility, created_at) VALUES
+        ('group', 'One', 'private', '2024-05-01T12:00:00Z'),
+        ('group', 'Two', 'private', '2024-05-01T12:00:00Z'),
+        ('group', 'Empty', 'private', '2024-05-01T12:00:00Z');
+    INSERT INTO messages (chat_id, sender_id, body, created_at) VALUES
+        (1, 1, 'one-a', '2024-05-01T12:01:00Z'),
+        (2, 2, 'two-a', '2024-05-01T12:02:00Z'),
+        (1, 2, 'one-b', '2024-05-01T12:03:00Z'),
+        (1, 1, 'gone', '2024-05-01T12:04:00Z'),
+        (2, 1, 'two-b', '2024-05-01T12:05:00Z'),
+        (1, 1, 'one-c', '2024-05-01T12:06:00Z'),
+        (2, 2, 'two-c', '2024-05-01T12:07:00Z'),
+        (2, 2, 'last', '2024-05-01T12:08:00Z');
+    DELETE FROM messages WHERE body IN ('gone', 'last');
+    UPDATE messages SET body = 'one-a!' WHERE body = 'one-a';
+";
+
+/// What the migration that brought seqs must have made of [`BEFORE_SEQ`]: each chat's
+/// messages numbered 1, 2, ... in id order, and each chat's next seq after its last.
+async fn assert_backfilled<S: Store>(s: &S) {
+    let (one, two, empty) = (ChatId(1), ChatId(2), ChatId(3));
+    let listed = |chat| async move {
+        s.list(chat, HistoryPage::latest(50))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.seq.0, m.id.0, m.body.as_str().to_owned(), m.client_id))
+            .collect::<Vec<_>>()
+    };
+    let row = |seq, id, body: &str| (seq, id, body.to_owned(), None);
+
+    assert_eq!(
+        listed(one).await,
+        [row(1, 1, "one-a!"), row(2, 3, "one-b"), row(3, 6, "one-c")]
+    );
+    assert_eq!(
+        listed(two).await,
+        [row(1, 2, "two-a"), row(2, 5, "two-b"), row(3, 7, "two-c")]
+    );
+    assert_eq!(seq_page(s, one, None, Some(1), 10).await, [2, 3]);
+    let ann = s.find(UserId(1)).await.unwrap().unwrap();
+    let (new_in_one, seq_in_one) = insert(s, &new_message(one, &ann, "new", 0)).await;
+    let (_, seq_in_two) = insert(s, &new_message(two, &ann, "new", 0)).await;
+    let (_, seq_in_empty) = insert(s, &new_message(empty, &ann, "new", 0)).await;
+    assert_eq!(
+        (seq_in_one, seq_in_two, seq_in_empty),
+        (Seq(4), Seq(4), Seq(1))
+    );
+    assert!(new_in_one.0 > 8, "ids are never reused: got {new_in_one}");
+    let (_, resent_seq) = insert(s, &resendable(one, &ann, "r", "c1")).await;
+    let again = existing(s.insert(&resendable(one, &ann, "r", "c1")).await.unwrap());
+    assert_eq!((resent_seq, again.seq), (Seq(5), Seq(5)));
+}
+
+/// A message without a seq is refused: the column is NOT NULL once filled in.
+const WITHOUT_SEQ: &str = "INSERT INTO messages (chat_id, sender_id, body, created_at) VALUES (1, 1, 'x', '2024-05-01T12:00:00Z')";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_migration_numbers_existing_messages_in_id_order() {
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+    use std::str::FromStr;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let options = SqliteConnectOptions::from_str(&url)
+        .unwrap()
+        .create_if_missing(true)
+        .foreign_keys(true);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .unwrap();
+    let migrator = sqlx::migrate!("./migrations/sqlite");
+    migrator.run_to(1, &pool).await.unwrap();
+    sqlx::raw_sql(BEFORE_SEQ).execute(&pool).await.unwrap();
+
+    migrator.run(&pool).await.unwrap();
+    let refused = sqlx::raw_sql(WITHOUT_SEQ).execute(&pool).await;
+    pool.close().await;
+    let store = parley::adapters::sqlite::SqliteStore::connect(&url)
+        .await
+        .expect("open SQLite store");
+
+    assert!(refused.is_err(), "stored a message without a seq");
+    assert_backfilled(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_migration_numbers_existing_messages_in_id_order() {
+    let url = support::postgres::fresh_database_url().await;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&url)
+        .await
+        .unwrap();
+    let migrator = sqlx::migrate!("./migrations/postgres");
+    migrator.run_to(1, &pool).await.unwrap();
+    sqlx::raw_sql(BEFORE_SEQ).execute(&pool).await.unwrap();
+
+    migrator.run(&pool).await.unwrap();
+    let refused = sqlx::raw_sql(WITHOUT_SEQ).execute(&pool).await;
+    pool.close().await;
+    let store = parley::adapters::postgres::PgStore::connect(&url, 4)
+        .await
+        .expect("open PostgreSQL store");
+
+    assert!(refused.is_err(), "stored a message without a seq");
+    assert_backfilled(&store).await;
 }

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::error::ValidationError;
-use super::values::{ChatName, Email, MessageBody, Username};
+use super::values::{ChatName, ClientId, Email, MessageBody, Username};
 
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
@@ -32,6 +32,11 @@ id_type!(
 id_type!(
     /// Identifies a message; ids grow with time within the whole server.
     MessageId
+);
+id_type!(
+    /// A message's position in its chat: 1, 2, 3, ... without a gap, in the order the messages
+    /// were committed, so a client that has seen seq `n` has seen everything up to `n`.
+    Seq
 );
 
 /// A registered person.
@@ -198,10 +203,14 @@ pub struct RoomSummary {
 pub struct Message {
     pub id: MessageId,
     pub chat_id: ChatId,
+    /// Its position in the chat.
+    pub seq: Seq,
     pub sender_id: UserId,
     pub sender_username: Username,
     pub body: MessageBody,
     pub created_at: DateTime<Utc>,
+    /// The sender's own name for the message, under which a resend is recognised.
+    pub client_id: Option<ClientId>,
 }
 
 /// What posting stores.
@@ -211,14 +220,47 @@ pub struct NewMessage {
     pub sender_id: UserId,
     pub body: MessageBody,
     pub created_at: DateTime<Utc>,
+    /// When set, the message is stored at most once per sender and chat under this id.
+    pub client_id: Option<ClientId>,
+}
+
+/// What storing a message did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inserted {
+    /// The message is stored under this id, at this position of its chat.
+    New { id: MessageId, seq: Seq },
+    /// The sender had already stored a message under this `client_id` in this chat: this one.
+    /// Nothing was stored and no seq was used.
+    Existing(Message),
+}
+
+/// What posting a message did: the message as stored, and whether this call stored it (false
+/// when it is a resend of one stored earlier under the same `client_id`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Posted {
+    pub message: Message,
+    pub created: bool,
+}
+
+/// What a client that reconnects missed in a chat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Replay {
+    /// Every message after the client's last seq, oldest first (none when it is up to date).
+    Messages(Vec<Message>),
+    /// More messages than the server replays: the client should page the history instead.
+    TooFarBehind,
 }
 
 /// Which slice of a chat's history to read. `before` pages back, `after` catches up; the
-/// result is always oldest first.
+/// `_seq` bounds do the same by position in the chat, and every bound given applies. The
+/// result is always oldest first: with only `after`/`after_seq` it is the oldest `limit`
+/// after them, otherwise the newest `limit` before `before`/`before_seq` (or the newest).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HistoryPage {
     pub before: Option<MessageId>,
     pub after: Option<MessageId>,
+    pub before_seq: Option<Seq>,
+    pub after_seq: Option<Seq>,
     pub limit: u32,
 }
 
@@ -229,6 +271,10 @@ pub struct PageRequest {
     pub before: Option<i64>,
     /// Messages after this id.
     pub after: Option<i64>,
+    /// Messages before this seq.
+    pub before_seq: Option<i64>,
+    /// Messages after this seq.
+    pub after_seq: Option<i64>,
     /// How many; [`HistoryPage::DEFAULT_LIMIT`] when absent.
     pub limit: Option<i64>,
 }
@@ -255,6 +301,8 @@ impl HistoryPage {
         Ok(Self {
             before: request.before.map(MessageId),
             after: request.after.map(MessageId),
+            before_seq: request.before_seq.map(Seq),
+            after_seq: request.after_seq.map(Seq),
             limit,
         })
     }
@@ -264,8 +312,26 @@ impl HistoryPage {
         Self {
             before: None,
             after: None,
+            before_seq: None,
+            after_seq: None,
             limit,
         }
+    }
+
+    /// The oldest `limit` messages after position `seq`.
+    pub fn after_seq(seq: Seq, limit: u32) -> Self {
+        Self {
+            after_seq: Some(seq),
+            ..Self::latest(limit)
+        }
+    }
+
+    /// Whether the page starts right after its lower bound (only `after`/`after_seq` given)
+    /// rather than ending right before its upper bound or at the newest message.
+    pub fn oldest_first(&self) -> bool {
+        (self.after.is_some() || self.after_seq.is_some())
+            && self.before.is_none()
+            && self.before_seq.is_none()
     }
 }
 

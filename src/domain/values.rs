@@ -1,6 +1,6 @@
 //! Values that validate themselves: once you hold a [`Username`], an [`Email`], a [`Password`],
-//! a [`MessageBody`] or a [`ChatName`], it obeys Parley's rules, so nothing downstream checks
-//! again.
+//! a [`MessageBody`], a [`ChatName`] or a [`ClientId`], it obeys Parley's rules, so nothing
+//! downstream checks again.
 
 use std::fmt;
 
@@ -227,6 +227,46 @@ impl ChatName {
     }
 }
 
+/// A client's own name for a message it sends, so that sending it again (after a lost answer or
+/// a reconnect) stores it once: 1 to 64 printable characters, compared exactly as sent.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ClientId(String);
+
+impl ClientId {
+    pub const MAX: usize = 64;
+
+    /// Parses a client id as sent; it is not trimmed, since it is an opaque name.
+    ///
+    /// # Errors
+    /// [`ValidationError`] on field `client_id` when it is empty, longer than
+    /// [`ClientId::MAX`] characters or holds a control character.
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        let len = raw.chars().count();
+        if len == 0 || len > Self::MAX {
+            return Err(ValidationError::new(
+                "client_id",
+                format!("'client_id' must be 1 to {} characters long.", Self::MAX),
+            ));
+        }
+        if raw.chars().any(char::is_control) {
+            return Err(ValidationError::new(
+                "client_id",
+                "'client_id' must not contain control characters.",
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// Wraps a client id read back from storage.
+    pub fn from_trusted(s: String) -> Self {
+        Self(s)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 macro_rules! display_as_str {
     ($($t:ty),*) => {$(
         impl fmt::Display for $t {
@@ -244,6 +284,12 @@ macro_rules! display_as_str {
 display_as_str!(Username, Email);
 
 impl fmt::Display for MessageBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Display for ClientId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
@@ -356,5 +402,38 @@ mod tests {
         assert!(ChatName::parse("  ").is_err());
         assert!(ChatName::parse(&"n".repeat(65)).is_err());
         assert!(ChatName::parse("a\u{0}b").is_err());
+    }
+
+    #[test]
+    fn client_id_accepts_printable_names_up_to_the_limit() {
+        let longest = "é".repeat(ClientId::MAX);
+        for ok in [
+            "c1",
+            "x",
+            "550e8400-e29b-41d4-a716-446655440000",
+            " spaced out ",
+            "emoji-\u{1F600}",
+            &longest,
+        ] {
+            let id = ClientId::parse(ok).unwrap_or_else(|e| panic!("{ok:?}: {e}"));
+            assert_eq!(id.as_str(), ok, "kept exactly as sent");
+        }
+    }
+
+    #[test]
+    fn client_id_refuses_empty_long_and_control_characters() {
+        let too_long = "x".repeat(ClientId::MAX + 1);
+        for bad in [
+            "",
+            &too_long,
+            "a\nb",
+            "tab\there",
+            "nul\u{0}",
+            "\u{7f}",
+            "\u{9b}x",
+        ] {
+            let err = ClientId::parse(bad).unwrap_err();
+            assert_eq!(err.field, "client_id", "{bad:?}");
+        }
     }
 }

@@ -14,6 +14,8 @@ use futures_util::Stream;
 
 /// Kept here too for code written when it lived in this module.
 pub use crate::domain::ChatAccess;
+/// What [`MessageRepo::insert`] answers.
+pub use crate::domain::Inserted;
 use crate::domain::error::Result;
 use crate::domain::{
     AccessToken, Chat, ChatId, ChatSummary, Claims, Event, HistoryPage, Member, Message, MessageId,
@@ -150,19 +152,35 @@ pub trait ChatRepo: Send + Sync + 'static {
     async fn mark_read(&self, chat: ChatId, user: UserId, message: MessageId) -> Result<bool>;
 }
 
-/// Where messages are kept.
+/// Where messages are kept. Each chat's messages form a stream numbered by
+/// [`Seq`](crate::domain::Seq): 1, 2, 3, ... without a gap or a repeat, in the order they were
+/// committed, so a reader who has seen seq `n` has seen every message up to `n`, and nothing
+/// committed later can take a seq below it. Within a chat, ids grow with seqs.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait MessageRepo: Send + Sync + 'static {
-    /// Stores a message and returns its id, which is greater than every earlier one's.
+    /// Stores a message at the next seq of its chat and returns its id, which is greater than
+    /// every earlier one's, and that seq.
+    ///
+    /// The seq is taken atomically with the insert: concurrent writers to one chat (from any
+    /// number of tasks or server instances) get unique, gapless seqs, and seq order is commit
+    /// order. A failed insert uses no seq.
+    ///
+    /// When `client_id` is set and the same sender already stored a message under it in the
+    /// same chat, nothing is stored, no seq is used, and that message is returned as
+    /// [`Inserted::Existing`]; when two such inserts race, one stores the message and the
+    /// other returns it. The same `client_id` from another sender or in another chat names
+    /// another message.
     ///
     /// # Errors
     /// `ChatNotFound` when the chat does not exist, else `UserNotFound` when the sender does
-    /// not.
-    async fn insert(&self, message: &NewMessage) -> Result<MessageId>;
+    /// not. Nothing is stored and no seq is used then.
+    async fn insert(&self, message: &NewMessage) -> Result<Inserted>;
 
-    /// A page of a chat's history, oldest first: the newest `limit` messages older than
-    /// `before` (or the newest overall), or the oldest `limit` newer than `after`.
+    /// A page of a chat's history, oldest first: the newest `limit` messages below every
+    /// upper bound given (`before` by id, `before_seq` by seq) and above every lower bound
+    /// given (`after`, `after_seq`); or, when only lower bounds are given, the oldest `limit`
+    /// above them. With no bound it is the newest `limit` messages of the chat.
     ///
     /// # Errors
     /// `Unexpected` on storage failure only.

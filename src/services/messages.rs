@@ -6,8 +6,8 @@ use super::Limits;
 use super::access::member_access;
 use crate::domain::error::{Error, Result};
 use crate::domain::{
-    AuthUser, ChatId, Event, EventKind, HistoryPage, Message, MessageBody, MessageId, NewMessage,
-    PageRequest,
+    AuthUser, ChatId, ClientId, Event, EventKind, HistoryPage, Inserted, Message, MessageBody,
+    MessageId, NewMessage, PageRequest, Posted, Replay, Seq, ValidationError,
 };
 use crate::ports::{ChatRepo, Clock, EventBus, MessageRepo};
 
@@ -64,10 +64,21 @@ impl MessageService {
 
     /// Stores a message from the caller and tells the chat, in that order.
     ///
+    /// With a `client_id`, the message is stored once however often it is sent: a resend
+    /// answers the message stored the first time, with `created` false, and publishes nothing,
+    /// since the chat heard of it then.
+    ///
     /// # Errors
-    /// `Invalid` for a blank text or one over the length limit; `ChatNotFound`, `NotAMember`;
-    /// nothing is stored or published then.
-    pub async fn post_message(&self, me: &AuthUser, chat: ChatId, text: &str) -> Result<Message> {
+    /// `Invalid` for a bad `client_id`, a blank text or one over the length limit;
+    /// `ChatNotFound`, `NotAMember`; nothing is stored or published then.
+    pub async fn post_message(
+        &self,
+        me: &AuthUser,
+        chat: ChatId,
+        text: &str,
+        client_id: Option<&str>,
+    ) -> Result<Posted> {
+        let client_id = client_id.map(ClientId::parse).transpose()?;
         let body = MessageBody::parse(text, self.limits.max_message_chars)?;
         member_access(&*self.chats, chat, me.id).await?;
         let new = NewMessage {
@@ -75,20 +86,61 @@ impl MessageService {
             sender_id: me.id,
             body,
             created_at: self.clock.now(),
+            client_id,
         };
-        let id = self.messages.insert(&new).await?;
+        let (id, seq) = match self.messages.insert(&new).await? {
+            Inserted::New { id, seq } => (id, seq),
+            Inserted::Existing(message) => {
+                return Ok(Posted {
+                    message,
+                    created: false,
+                });
+            }
+        };
         let message = Message {
             id,
             chat_id: chat,
+            seq,
             sender_id: me.id,
             sender_username: me.username.clone(),
             body: new.body,
             created_at: new.created_at,
+            client_id: new.client_id,
         };
         self.bus
             .publish(Event::MessagePosted(message.clone()))
             .await?;
-        Ok(message)
+        Ok(Posted {
+            message,
+            created: true,
+        })
+    }
+
+    /// What a member who reconnects missed: the messages of the chat after seq `after_seq`,
+    /// oldest first, unless there are more than `bound` of them.
+    ///
+    /// # Errors
+    /// `Invalid` on `after_seq` when it is negative; `ChatNotFound`, `NotAMember`.
+    pub async fn replay(
+        &self,
+        me: &AuthUser,
+        chat: ChatId,
+        after_seq: i64,
+        bound: u32,
+    ) -> Result<Replay> {
+        if after_seq < 0 {
+            return Err(
+                ValidationError::new("after_seq", "'after_seq' must not be negative.").into(),
+            );
+        }
+        member_access(&*self.chats, chat, me.id).await?;
+        // One more than the bound tells "too many" from "exactly the bound".
+        let page = HistoryPage::after_seq(Seq(after_seq), bound.saturating_add(1));
+        let missed = self.messages.list(chat, page).await?;
+        if missed.len() > bound as usize {
+            return Ok(Replay::TooFarBehind);
+        }
+        Ok(Replay::Messages(missed))
     }
 
     /// Tells the other members the caller started or stopped typing.
@@ -155,7 +207,7 @@ mod tests {
         m.bus.expect_publish().times(0);
         let err = m
             .messages()
-            .post_message(&me(), ChatId(9), "hi")
+            .post_message(&me(), ChatId(9), "hi", None)
             .await
             .unwrap_err();
         assert!(matches!(err, Error::NotAMember));
@@ -171,7 +223,7 @@ mod tests {
         m.bus.expect_publish().times(0);
         let err = m
             .messages()
-            .post_message(&me(), ChatId(9), "hi")
+            .post_message(&me(), ChatId(9), "hi", None)
             .await
             .unwrap_err();
         assert!(matches!(err, Error::ChatNotFound));
@@ -194,19 +246,220 @@ mod tests {
             })
             .times(1)
             .in_sequence(&mut seq)
-            .returning(|_| Ok(MessageId(77)));
+            .returning(|_| {
+                Ok(Inserted::New {
+                    id: MessageId(77),
+                    seq: Seq(5),
+                })
+            });
         m.bus
             .expect_publish()
-            .withf(|e| matches!(e, Event::MessagePosted(msg) if msg.id == MessageId(77) && msg.sender_username.as_str() == "ann"))
+            .withf(|e| matches!(e, Event::MessagePosted(msg) if msg.id == MessageId(77) && msg.seq == Seq(5) && msg.sender_username.as_str() == "ann"))
             .times(1)
             .in_sequence(&mut seq)
             .returning(|_| Ok(()));
-        let msg = m
+        let posted = m
             .messages()
-            .post_message(&me(), ChatId(9), "hi")
+            .post_message(&me(), ChatId(9), "hi", None)
             .await
             .unwrap();
-        assert_eq!(msg.id, MessageId(77));
+        assert!(posted.created);
+        assert_eq!(posted.message.id, MessageId(77));
+        assert_eq!(posted.message.seq, Seq(5));
+        assert_eq!(posted.message.client_id, None);
+    }
+
+    /// Ann, a member of chat 9.
+    fn a_member(m: &mut Mocks) {
+        m.chats.expect_access().returning(|_, _| {
+            Ok(ChatAccess::Member(
+                chat(9, ChatKind::Group, Visibility::Private),
+                Role::Member,
+            ))
+        });
+    }
+
+    /// A message of chat 9 as storage returns it.
+    fn stored(id: i64, seq: i64, client_id: Option<&str>) -> Message {
+        Message {
+            id: MessageId(id),
+            chat_id: ChatId(9),
+            seq: Seq(seq),
+            sender_id: UserId(1),
+            sender_username: me().username,
+            body: MessageBody::parse(&format!("m{seq}"), 100).unwrap(),
+            created_at: chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+            client_id: client_id.map(|c| ClientId::parse(c).unwrap()),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_post_with_a_client_id_stores_it_with_the_message() {
+        let mut m = Mocks::default();
+        a_member(&mut m);
+        m.messages
+            .expect_insert()
+            .withf(|n| n.client_id.as_ref().map(ClientId::as_str) == Some("c-1"))
+            .times(1)
+            .returning(|_| {
+                Ok(Inserted::New {
+                    id: MessageId(77),
+                    seq: Seq(5),
+                })
+            });
+        m.bus
+            .expect_publish()
+            .withf(|e| matches!(e, Event::MessagePosted(msg) if msg.client_id.as_ref().map(ClientId::as_str) == Some("c-1")))
+            .times(1)
+            .returning(|_| Ok(()));
+
+        let posted = m
+            .messages()
+            .post_message(&me(), ChatId(9), "hi", Some("c-1"))
+            .await
+            .unwrap();
+
+        assert!(posted.created);
+        assert_eq!(
+            posted.message.client_id.as_ref().map(ClientId::as_str),
+            Some("c-1")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_resend_publishes_nothing_and_answers_the_first_message() {
+        let mut m = Mocks::default();
+        a_member(&mut m);
+        m.messages
+            .expect_insert()
+            .times(1)
+            .returning(|_| Ok(Inserted::Existing(stored(77, 5, Some("c-1")))));
+        m.bus.expect_publish().times(0);
+
+        let posted = m
+            .messages()
+            .post_message(&me(), ChatId(9), "hi", Some("c-1"))
+            .await
+            .unwrap();
+
+        assert!(!posted.created);
+        assert_eq!(posted.message.id, MessageId(77));
+        assert_eq!(posted.message.seq, Seq(5));
+        assert_eq!(
+            posted.message.body.as_str(),
+            "m5",
+            "the first message, as stored"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_invalid_client_id_stores_and_publishes_nothing() {
+        for bad in ["", "tab\there", &"x".repeat(65)] {
+            let mut m = Mocks::default();
+            m.chats.expect_access().times(0);
+            m.messages.expect_insert().times(0);
+            m.bus.expect_publish().times(0);
+
+            let err = m
+                .messages()
+                .post_message(&me(), ChatId(9), "hi", Some(bad))
+                .await
+                .unwrap_err();
+
+            assert!(
+                matches!(&err, Error::Invalid(v) if v.field == "client_id"),
+                "{bad:?}: {err:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn replay_answers_the_missed_messages_oldest_first() {
+        let mut m = Mocks::default();
+        a_member(&mut m);
+        m.messages
+            .expect_list()
+            .with(eq(ChatId(9)), eq(HistoryPage::after_seq(Seq(3), 11)))
+            .times(1)
+            .returning(|_, _| Ok(vec![stored(14, 4, None), stored(15, 5, None)]));
+
+        let replay = m.messages().replay(&me(), ChatId(9), 3, 10).await.unwrap();
+
+        assert_eq!(
+            replay,
+            Replay::Messages(vec![stored(14, 4, None), stored(15, 5, None)])
+        );
+    }
+
+    #[tokio::test]
+    async fn replay_of_exactly_the_bound_answers_them_all() {
+        let mut m = Mocks::default();
+        a_member(&mut m);
+        m.messages
+            .expect_list()
+            .returning(|_, _| Ok((1..=3).map(|s| stored(10 + s, s, None)).collect()));
+
+        let replay = m.messages().replay(&me(), ChatId(9), 0, 3).await.unwrap();
+
+        let Replay::Messages(missed) = replay else {
+            panic!("expected the messages, got {replay:?}");
+        };
+        let seqs: Vec<Seq> = missed.iter().map(|m| m.seq).collect();
+        assert_eq!(seqs, [Seq(1), Seq(2), Seq(3)]);
+    }
+
+    #[tokio::test]
+    async fn replay_beyond_the_bound_is_too_far_behind() {
+        let mut m = Mocks::default();
+        a_member(&mut m);
+        m.messages
+            .expect_list()
+            .with(eq(ChatId(9)), eq(HistoryPage::after_seq(Seq(0), 4)))
+            .times(1)
+            .returning(|_, _| Ok((1..=4).map(|s| stored(10 + s, s, None)).collect()));
+
+        let replay = m.messages().replay(&me(), ChatId(9), 0, 3).await.unwrap();
+
+        assert_eq!(replay, Replay::TooFarBehind);
+    }
+
+    #[tokio::test]
+    async fn replay_after_a_negative_seq_is_invalid_and_reads_nothing() {
+        let mut m = Mocks::default();
+        m.chats.expect_access().times(0);
+        m.messages.expect_list().times(0);
+
+        let err = m
+            .messages()
+            .replay(&me(), ChatId(9), -1, 10)
+            .await
+            .unwrap_err();
+
+        assert!(
+            matches!(&err, Error::Invalid(v) if v.field == "after_seq"),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn replay_for_a_non_member_reads_nothing() {
+        let mut m = Mocks::default();
+        m.chats.expect_access().returning(|_, _| {
+            Ok(ChatAccess::Outsider(chat(
+                9,
+                ChatKind::Group,
+                Visibility::Public,
+            )))
+        });
+        m.messages.expect_list().times(0);
+
+        let err = m
+            .messages()
+            .replay(&me(), ChatId(9), 0, 10)
+            .await
+            .unwrap_err();
+
+        assert!(matches!(err, Error::NotAMember), "{err:?}");
     }
 
     #[tokio::test]
@@ -224,7 +477,7 @@ mod tests {
         m.bus.expect_publish().times(0);
         assert!(
             m.messages()
-                .post_message(&me(), ChatId(9), "hi")
+                .post_message(&me(), ChatId(9), "hi", None)
                 .await
                 .is_err()
         );

@@ -11,6 +11,9 @@ on_every_backend!(
     chats_lists_the_other_member_as_title,
     history_pages_back_and_catches_up,
     history_is_for_members_only,
+    a_message_sent_twice_with_one_client_id_is_stored_once,
+    history_pages_by_seq,
+    a_bad_client_id_is_refused_and_stores_nothing,
 );
 
 async fn opening_a_direct_chat_creates_it_once(backend: Backend) {
@@ -129,6 +132,9 @@ async fn history_pages_back_and_catches_up(backend: Backend) {
     assert_eq!(first["username"], "ann");
     assert_eq!(first["user_id"], ann.id);
     assert_eq!(first["chat_id"], chat);
+    assert_eq!(first["seq"], 11, "m10 is the chat's eleventh message");
+    assert!(first.get("client_id").is_none(), "sent without one");
+    assert_eq!(latest[49]["seq"], 60);
     assert_eq!(first["time"].as_str().unwrap().len(), 5);
     assert!(chrono::DateTime::parse_from_rfc3339(first["created_at"].as_str().unwrap()).is_ok());
 
@@ -180,5 +186,122 @@ async fn history_is_for_members_only(backend: Backend) {
         ["secret"],
         "the refused post stored nothing"
     );
+    app.stop().await;
+}
+
+async fn a_message_sent_twice_with_one_client_id_is_stored_once(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let [ann, bob] = app.users(["ann", "bob"]).await;
+    let chat = ann.direct_with(&bob).await;
+    let path = format!("/chats/{chat}/messages");
+    let before = ann.post_message(chat, "before").await;
+
+    let (first_status, first) = ann
+        .post(&path, json!({"message": "hello", "client_id": "c-1"}))
+        .await;
+    let (again_status, again) = ann
+        .post(&path, json!({"message": "hello", "client_id": "c-1"}))
+        .await;
+    let (bobs_status, bobs) = bob
+        .post(&path, json!({"message": "same name", "client_id": "c-1"}))
+        .await;
+
+    assert_eq!((first_status, again_status, bobs_status), (201, 200, 201));
+    assert_eq!(first["client_id"], "c-1");
+    assert_eq!(first["seq"], 2);
+    assert_eq!(again["id"], first["id"]);
+    assert_eq!(again["seq"], first["seq"]);
+    assert_eq!(again, first, "the message as first stored");
+    assert_ne!(
+        bobs["id"], first["id"],
+        "another sender's c-1 is another message"
+    );
+    assert_eq!(bobs["seq"], 3, "the resend used no seq");
+    let (_, history) = bob.get(&path).await;
+    assert_eq!(texts(&history), ["before", "hello", "same name"]);
+    let seqs: Vec<i64> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, [1, 2, 3]);
+    assert_eq!(history[0]["id"], before);
+    assert!(history[0].get("client_id").is_none());
+    assert_eq!(history[1], first);
+    app.stop().await;
+}
+
+async fn history_pages_by_seq(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let [ann, bob] = app.users(["ann", "bob"]).await;
+    let chat = ann.direct_with(&bob).await;
+    for i in 1..=12 {
+        ann.post_message(chat, &format!("m{i}")).await;
+    }
+    let page = |query: &'static str| {
+        let bob = bob.clone();
+        async move {
+            let (status, body) = bob.get(&format!("/chats/{chat}/messages?{query}")).await;
+            assert_eq!(status, 200, "{query}: {body}");
+            body.as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["seq"].as_i64().unwrap())
+                .collect::<Vec<_>>()
+        }
+    };
+
+    assert_eq!(page("after_seq=5&limit=3").await, [6, 7, 8]);
+    assert_eq!(page("after_seq=10").await, [11, 12]);
+    assert_eq!(page("after_seq=12").await, Vec::<i64>::new());
+    assert_eq!(page("before_seq=5").await, [1, 2, 3, 4]);
+    assert_eq!(page("before_seq=11&limit=2").await, [9, 10]);
+    assert_eq!(page("after_seq=2&before_seq=7").await, [3, 4, 5, 6]);
+    assert_eq!(page("after_seq=2&before_seq=7&limit=2").await, [5, 6]);
+    let (_, caught_up) = bob
+        .get(&format!("/chats/{chat}/messages?after_seq=10"))
+        .await;
+    assert_eq!(texts(&caught_up), ["m11", "m12"]);
+
+    for (bad, field) in [
+        ("after_seq=x", "after_seq"),
+        ("before_seq=1.5", "before_seq"),
+        ("after_seq=", "after_seq"),
+    ] {
+        let (status, body) = bob.get(&format!("/chats/{chat}/messages?{bad}")).await;
+        assert_eq!(status, 422, "{bad}");
+        assert_eq!(body["code"], "invalid_field");
+        assert_eq!(body["field"], field, "{bad}");
+    }
+    app.stop().await;
+}
+
+async fn a_bad_client_id_is_refused_and_stores_nothing(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let [ann, bob] = app.users(["ann", "bob"]).await;
+    let chat = ann.direct_with(&bob).await;
+    let path = format!("/chats/{chat}/messages");
+
+    for bad in [
+        json!(""),
+        json!("x".repeat(65)),
+        json!("line\nbreak"),
+        json!(42),
+    ] {
+        let (status, body) = ann
+            .post(&path, json!({"message": "hi", "client_id": bad}))
+            .await;
+        assert_eq!(status, 422, "{bad}: {body}");
+        assert_eq!(body["code"], "invalid_field");
+        assert_eq!(body["field"], "client_id", "{bad}");
+    }
+
+    let (_, history) = ann.get(&path).await;
+    assert_eq!(texts(&history), Vec::<String>::new());
+    let (status, _) = ann
+        .post(&path, json!({"message": "hi", "client_id": "x".repeat(64)}))
+        .await;
+    assert_eq!(status, 201, "64 characters are fine");
     app.stop().await;
 }

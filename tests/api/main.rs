@@ -19,10 +19,23 @@ macro_rules! on_every_backend {
     };
 }
 
+/// [`on_every_backend!`] for the backends that keep data across a restart.
+macro_rules! on_every_backend_but_memory {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name($crate::support::app::Backend::Sqlite).await })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name($crate::support::app::Backend::Postgres).await })*
+        }
+    };
+}
+
 mod auth;
 mod chats;
 mod cookies;
 mod delivery;
+mod faults;
 mod groups;
 mod lifecycle;
 mod sockets;

@@ -1,5 +1,5 @@
 //! A direct chat: found in "New chat", talked in both ways with typing and presence, and
-//! kept whole when the server restarts under it.
+//! kept whole when the server restarts under it, messages typed meanwhile included.
 
 use std::time::Instant;
 
@@ -184,6 +184,110 @@ async fn server_restart_is_survived() {
             .await;
     }
     tokio::join!(ann.close(), bob.close());
+    app.stop().await;
+    eprintln!("took {:?}", started.elapsed());
+}
+
+/// Messages typed while the server is unreachable wait as pending bubbles and are delivered
+/// exactly once when it is back: one on the same page as it reconnects, one typed before the
+/// page was left and delivered when it is opened again (the outbox is kept in the browser).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsent_messages_are_delivered_once_after_a_restart_and_a_reload() {
+    let Some((_serial, driver)) = setup().await else {
+        return;
+    };
+    let started = Instant::now();
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let ann_api = app.user("ann").await;
+    let bob_api = app.user("bob").await;
+    let chat = ann_api.direct_with(&bob_api).await;
+    bob_api.post_message(chat, "Are you there?").await;
+
+    let ann = Browser::desktop(driver, "ann").await;
+    ann.login(&app, "ann").await;
+    ann.open_chat("bob").await;
+    ann.wait_message("Are you there?").await;
+    let pending = tid("message-pending");
+    let pending_count = "return document.querySelectorAll('[data-testid=message-pending]').length;";
+
+    // The server goes away (and so does Ann's network, so that she reconnects as soon as it
+    // is given back rather than at the end of a backoff): her message waits, pending.
+    let (db_url, addr) = (app.db_url.clone(), app.addr);
+    let dir = app.stop().await;
+    ann.wait_visible(&tid("connection-banner")).await;
+    ann.set_offline(true).await;
+    ann.keys(
+        &tid("composer-input"),
+        &format!("Typed while the server was down{}", enter()),
+    )
+    .await;
+    ann.wait_text_where("the message to wait", &pending, |s| {
+        s.contains("Typed while the server was down") && s.contains("Waiting for connection")
+    })
+    .await;
+    assert_eq!(
+        ann.message_count("Typed while the server was down").await,
+        0
+    );
+
+    // Back: it is delivered once, and the pending bubble becomes the message.
+    let app = TestApp::spawn_at(&db_url, addr, dir).await;
+    ann.set_offline(false).await;
+    ann.wait_hidden(&tid("connection-banner")).await;
+    ann.assert_once(&["Are you there?", "Typed while the server was down"])
+        .await;
+    ann.wait_js("no pending message", pending_count, vec![], |v| {
+        *v == json!(0)
+    })
+    .await;
+
+    // Down again: a message typed now is still pending when Ann leaves the page...
+    let dir = app.stop().await;
+    ann.wait_visible(&tid("connection-banner")).await;
+    ann.keys(
+        &tid("composer-input"),
+        &format!("Kept across a reload{}", enter()),
+    )
+    .await;
+    ann.wait_text_where("the second message to wait", &pending, |s| {
+        s.contains("Kept across a reload")
+    })
+    .await;
+    ann.goto("about:blank").await;
+
+    // ...and is sent, once, when she opens it again after the server is back.
+    let app = TestApp::spawn_at(&db_url, addr, dir).await;
+    ann.goto(&format!("{}/#chat/{chat}", app.base)).await;
+    ann.wait_booted().await;
+    ann.wait_logged_in("ann").await;
+    ann.wait_text(&tid("chat-title"), "bob").await;
+    let all = [
+        "Are you there?",
+        "Typed while the server was down",
+        "Kept across a reload",
+    ];
+    ann.assert_once(&all).await;
+    ann.wait_js("no pending message", pending_count, vec![], |v| {
+        *v == json!(0)
+    })
+    .await;
+
+    // Stored once each, as Bob's history says.
+    let bob_api = app.logged_in("bob").await;
+    let (status, history) = bob_api.get(&format!("/chats/{chat}/messages")).await;
+    assert_eq!(status, 200, "{history}");
+    let texts: Vec<&str> = history
+        .as_array()
+        .expect("a list of messages")
+        .iter()
+        .filter_map(|m| m["message"].as_str())
+        .collect();
+    assert_eq!(texts, all, "each message stored once, in order");
+
+    // Failed attempts while the server was down are expected; nothing else may be logged.
+    ann.assert_clean_console(&[ANON_PROBE, "WebSocket connection to", "net::ERR_"])
+        .await;
+    ann.close().await;
     app.stop().await;
     eprintln!("took {:?}", started.elapsed());
 }

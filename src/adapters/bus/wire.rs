@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    ChatId, ChatKind, Event, EventKind, Message, MessageBody, MessageId, SessionId, UserId,
-    Username,
+    ChatId, ChatKind, ClientId, Event, EventKind, Message, MessageBody, MessageId, Seq, SessionId,
+    UserId, Username,
 };
 
 #[derive(Serialize, Deserialize)]
@@ -15,10 +15,13 @@ enum Wire {
     Message {
         id: MessageId,
         chat_id: ChatId,
+        seq: Seq,
         sender_id: UserId,
         sender: String,
         body: String,
         at: DateTime<Utc>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
     },
     Typing {
         chat_id: ChatId,
@@ -66,10 +69,12 @@ pub fn encode(event: &Event) -> String {
         Event::MessagePosted(m) => Wire::Message {
             id: m.id,
             chat_id: m.chat_id,
+            seq: m.seq,
             sender_id: m.sender_id,
             sender: name(&m.sender_username),
             body: m.body.as_str().to_owned(),
             at: m.created_at,
+            client_id: m.client_id.as_ref().map(|c| c.as_str().to_owned()),
         },
         Event::Typing {
             chat_id,
@@ -150,17 +155,21 @@ pub fn decode(json: &str) -> serde_json::Result<Event> {
         Wire::Message {
             id,
             chat_id,
+            seq,
             sender_id,
             sender,
             body,
             at,
+            client_id,
         } => Event::MessagePosted(Message {
             id,
             chat_id,
+            seq,
             sender_id,
             sender_username: name(sender),
             body: MessageBody::from_trusted(body),
             created_at: at,
+            client_id: client_id.map(ClientId::from_trusted),
         }),
         Wire::Typing {
             chat_id,
@@ -243,10 +252,22 @@ mod tests {
             Event::MessagePosted(Message {
                 id: MessageId(5),
                 chat_id: ChatId(2),
+                seq: Seq(3),
                 sender_id: UserId(1),
                 sender_username: ann(),
                 body: MessageBody::parse("héllo \"there\"", 100).unwrap(),
                 created_at: Utc::now(),
+                client_id: None,
+            }),
+            Event::MessagePosted(Message {
+                id: MessageId(6),
+                chat_id: ChatId(2),
+                seq: Seq(4),
+                sender_id: UserId(1),
+                sender_username: ann(),
+                body: MessageBody::parse("again", 100).unwrap(),
+                created_at: Utc::now(),
+                client_id: Some(ClientId::parse("c-1 \"ü\"").unwrap()),
             }),
             Event::Typing {
                 chat_id: ChatId(2),
@@ -288,5 +309,33 @@ mod tests {
             assert_eq!(decode(&encode(&event)).unwrap(), event);
         }
         assert!(decode("{\"t\":\"unknown\"}").is_err());
+    }
+
+    #[test]
+    fn a_message_carries_its_seq_and_client_id() {
+        let message = Message {
+            id: MessageId(6),
+            chat_id: ChatId(2),
+            seq: Seq(41),
+            sender_id: UserId(1),
+            sender_username: Username::parse("ann").unwrap(),
+            body: MessageBody::parse("hi", 100).unwrap(),
+            created_at: Utc::now(),
+            client_id: Some(ClientId::parse("c1").unwrap()),
+        };
+
+        let json: serde_json::Value =
+            serde_json::from_str(&encode(&Event::MessagePosted(message.clone()))).unwrap();
+        let without_client_id = Message {
+            client_id: None,
+            ..message
+        };
+        let plain: serde_json::Value =
+            serde_json::from_str(&encode(&Event::MessagePosted(without_client_id))).unwrap();
+
+        assert_eq!(json["seq"], 41);
+        assert_eq!(json["client_id"], "c1");
+        assert_eq!(plain["seq"], 41);
+        assert!(plain.get("client_id").is_none());
     }
 }

@@ -74,11 +74,23 @@ pub struct UserStatusOut {
     pub last_seen: Option<String>,
 }
 
+/// `POST /chats/{chat_id}/messages`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PostMessageBody {
+    pub message: String,
+    /// The client's own name for the message, 1 to 64 printable characters: sent again
+    /// with the same `client_id`, the message is stored once.
+    #[serde(default)]
+    pub client_id: Option<String>,
+}
+
 /// One message.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MessageOut {
     pub id: i64,
     pub chat_id: i64,
+    /// The message's position in its chat: 1, 2, 3, ... without a gap.
+    pub seq: i64,
     pub user_id: i64,
     pub username: String,
     pub message: String,
@@ -86,6 +98,9 @@ pub struct MessageOut {
     pub time: String,
     /// RFC 3339.
     pub created_at: String,
+    /// The sender's `client_id` for the message; absent when it was sent without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
 }
 
 impl From<&Message> for MessageOut {
@@ -93,11 +108,13 @@ impl From<&Message> for MessageOut {
         Self {
             id: m.id.0,
             chat_id: m.chat_id.0,
+            seq: m.seq.0,
             user_id: m.sender_id.0,
             username: m.sender_username.to_string(),
             message: m.body.to_string(),
             time: m.created_at.format("%H:%M").to_string(),
             created_at: rfc3339(m.created_at),
+            client_id: m.client_id.as_ref().map(|c| c.as_str().to_owned()),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! services and domain errors into `{"detail", "code"}` responses.
 
 pub mod auth;
+mod delivered;
 pub mod dto;
 pub mod error;
 pub mod protocol;
@@ -50,6 +51,8 @@ pub struct HttpState {
     pub shutdown: watch::Receiver<bool>,
     /// Frames a client may send per second on one socket (bursts of three seconds' worth).
     pub frames_per_second: u32,
+    /// The most messages a resume replays; further back gets `resync`.
+    pub resume_max_messages: u32,
 }
 
 impl HttpState {

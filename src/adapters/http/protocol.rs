@@ -66,6 +66,20 @@ pub enum Action {
     Error {
         detail: String,
         code: &'static str,
+        /// The `client_id` of the refused message, when it had one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
+    },
+    /// A message this socket sent is stored (or was already, under the same `client_id`).
+    Ack {
+        chat_id: ChatId,
+        client_id: String,
+        id: MessageId,
+        seq: i64,
+    },
+    /// A resume reached back further than the server replays: page the history instead.
+    Resync {
+        chat_id: ChatId,
     },
 }
 
@@ -116,7 +130,35 @@ impl ServerEvent {
         Self::Action(Action::Error {
             detail: detail.into(),
             code,
+            client_id: None,
         })
+    }
+
+    /// The chat this event is about, if it is about one.
+    pub fn chat_id(&self) -> Option<ChatId> {
+        match self {
+            Self::Message(m) => Some(ChatId(m.chat_id)),
+            Self::Action(a) => match a {
+                Action::Typing(about)
+                | Action::StopTyping(about)
+                | Action::MemberJoined(about)
+                | Action::MemberLeft(about)
+                | Action::UserStatus { about, .. }
+                | Action::Read { about, .. } => Some(about.chat_id),
+                Action::ChatCreated { chat_id, .. }
+                | Action::Ack { chat_id, .. }
+                | Action::Resync { chat_id } => Some(*chat_id),
+                Action::Ready { .. } | Action::Error { .. } => None,
+            },
+        }
+    }
+
+    /// The `seq` of a message event.
+    pub fn seq(&self) -> Option<i64> {
+        match self {
+            Self::Message(m) => Some(m.seq),
+            Self::Action(_) => None,
+        }
     }
 
     /// The event as JSON text.
@@ -208,10 +250,11 @@ impl ServerEvent {
 /// A frame from a client.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ClientFrame {
-    /// `{"message": "..."}`: post a message.
+    /// `{"message": "...", "client_id": "..."}`: post a message, once per `client_id`.
     Send {
         chat_id: Option<i64>,
         message: String,
+        client_id: Option<String>,
     },
     /// `{"action": "typing"}` or `{"action": "stop_typing"}`.
     Typing {
@@ -222,6 +265,11 @@ pub enum ClientFrame {
     Read {
         chat_id: Option<i64>,
         message_id: i64,
+    },
+    /// `{"action": "resume", "after_seq": N}`: replay what came after `seq` N, then go live.
+    Resume {
+        chat_id: Option<i64>,
+        after_seq: i64,
     },
 }
 
@@ -243,6 +291,8 @@ struct SendFrame {
     #[serde(default)]
     chat_id: Option<i64>,
     message: String,
+    #[serde(default)]
+    client_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -261,6 +311,11 @@ enum ActionFrame {
         chat_id: Option<i64>,
         message_id: Option<i64>,
     },
+    Resume {
+        #[serde(default)]
+        chat_id: Option<i64>,
+        after_seq: Option<i64>,
+    },
 }
 
 const MALFORMED: FrameError = FrameError {
@@ -268,7 +323,7 @@ const MALFORMED: FrameError = FrameError {
     code: "malformed_frame",
 };
 const UNKNOWN: FrameError = FrameError {
-    detail: "Unknown frame: send {\"message\"} or an action of typing, stop_typing or read.",
+    detail: "Unknown frame: send {\"message\"} or an action of typing, stop_typing, read or resume.",
     code: "unknown_action",
 };
 
@@ -286,12 +341,13 @@ impl ClientFrame {
             return Ok(Self::Send {
                 chat_id: f.chat_id,
                 message: f.message,
+                client_id: f.client_id,
             });
         };
         if value.get("message").is_some() {
             return Err(UNKNOWN);
         }
-        let known = ["typing", "stop_typing", "read"];
+        let known = ["typing", "stop_typing", "read", "resume"];
         if !action.as_str().is_some_and(|a| known.contains(&a)) {
             return Err(UNKNOWN);
         }
@@ -320,6 +376,16 @@ impl ClientFrame {
                         code: "invalid_field",
                     });
                 }
+                ActionFrame::Resume {
+                    chat_id,
+                    after_seq: Some(after_seq),
+                } if after_seq >= 0 => Self::Resume { chat_id, after_seq },
+                ActionFrame::Resume { .. } => {
+                    return Err(FrameError {
+                        detail: "A resume needs after_seq, the last seq you hold (0 for none).",
+                        code: "invalid_field",
+                    });
+                }
             },
         )
     }
@@ -329,7 +395,8 @@ impl ClientFrame {
         match self {
             Self::Send { chat_id, .. }
             | Self::Typing { chat_id, .. }
-            | Self::Read { chat_id, .. } => *chat_id,
+            | Self::Read { chat_id, .. }
+            | Self::Resume { chat_id, .. } => *chat_id,
         }
     }
 }
@@ -344,7 +411,8 @@ mod tests {
             ClientFrame::parse(r#"{"message": "hi"}"#),
             Ok(ClientFrame::Send {
                 chat_id: None,
-                message: "hi".into()
+                message: "hi".into(),
+                client_id: None,
             })
         );
         assert_eq!(
@@ -352,6 +420,21 @@ mod tests {
             Ok(ClientFrame::Typing {
                 chat_id: Some(3),
                 kind: EventKind::StopTyping
+            })
+        );
+        assert_eq!(
+            ClientFrame::parse(r#"{"chat_id": 2, "message": "hi", "client_id": "c1"}"#),
+            Ok(ClientFrame::Send {
+                chat_id: Some(2),
+                message: "hi".into(),
+                client_id: Some("c1".into()),
+            })
+        );
+        assert_eq!(
+            ClientFrame::parse(r#"{"action": "resume", "chat_id": 2, "after_seq": 0}"#),
+            Ok(ClientFrame::Resume {
+                chat_id: Some(2),
+                after_seq: 0
             })
         );
         assert_eq!(
@@ -373,6 +456,8 @@ mod tests {
             (r#"{"action": 5}"#, "unknown_action"),
             (r#"{"action": "typing", "message": "x"}"#, "unknown_action"),
             (r#"{"action": "read"}"#, "invalid_field"),
+            (r#"{"action": "resume"}"#, "invalid_field"),
+            (r#"{"action": "resume", "after_seq": -1}"#, "invalid_field"),
             (
                 r#"{"action": "read", "message_id": "x"}"#,
                 "malformed_frame",
@@ -408,6 +493,13 @@ mod tests {
                 chat_id: ChatId(1),
                 kind: "group",
             }),
+            ServerEvent::Action(Action::Ack {
+                chat_id: ChatId(1),
+                client_id: "c".into(),
+                id: MessageId(4),
+                seq: 2,
+            }),
+            ServerEvent::Action(Action::Resync { chat_id: ChatId(1) }),
         ];
         for e in &newer {
             assert!(!e.speaks(Protocol::Original), "{e:?}");

@@ -27,9 +27,19 @@ pub type ConnId = u64;
 #[derive(Debug, Clone)]
 pub enum Outbound {
     /// A JSON text frame, shared with the other recipients.
-    Frame(Utf8Bytes),
+    Frame(Frame),
     /// Close with this code and reason.
     Close(u16, &'static str),
+}
+
+/// An event's bytes, with what a session needs to know of it without parsing them.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub bytes: Utf8Bytes,
+    /// The chat it is about.
+    pub chat: Option<ChatId>,
+    /// Its `seq`, when it is a message.
+    pub seq: Option<i64>,
 }
 
 /// Which chats a socket follows.
@@ -139,7 +149,12 @@ impl Inner {
             .filter(|id| self.conns.get(id).is_some_and(|c| event.speaks(c.protocol)))
             .collect();
         if !ids.is_empty() {
-            self.send(ids, &Outbound::Frame(Utf8Bytes::from(event.to_json())));
+            let frame = Frame {
+                bytes: Utf8Bytes::from(event.to_json()),
+                chat: event.chat_id(),
+                seq: event.seq(),
+            };
+            self.send(ids, &Outbound::Frame(frame));
         }
     }
 
@@ -315,11 +330,13 @@ mod tests {
     use chrono::Utc;
 
     use super::*;
-    use crate::domain::{Message, MessageBody, MessageId, Username};
+    use crate::domain::{Message, MessageBody, MessageId, Seq, Username};
 
     fn posted(chat: i64, id: i64) -> Event {
         Event::MessagePosted(Message {
             id: MessageId(id),
+            seq: Seq(id),
+            client_id: None,
             chat_id: ChatId(chat),
             sender_id: UserId(1),
             sender_username: Username::parse("ann").unwrap(),
@@ -387,8 +404,8 @@ mod tests {
             panic!("both sockets get the message");
         };
         assert_eq!(
-            x.as_str().as_ptr(),
-            y.as_str().as_ptr(),
+            x.bytes.as_str().as_ptr(),
+            y.bytes.as_str().as_ptr(),
             "the same bytes, not copies"
         );
     }

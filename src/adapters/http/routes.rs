@@ -328,8 +328,9 @@ pub async fn join(req: &mut Request, depot: &mut Depot) -> Result<Json<ChatIdOut
 /// A page of a chat's history, oldest first.
 ///
 /// The latest `limit` (default 50, at most 200) messages; `before=<id>` pages back,
-/// `after=<id>` catches up after a reconnect.
-#[endpoint(tags("chats"), parameters(("chat_id" = i64, Path), ("before" = Option<i64>, Query), ("after" = Option<i64>, Query), ("limit" = Option<u32>, Query)), status_codes(200, 401, 403, 404, 422))]
+/// `after=<id>` catches up after a reconnect. `before_seq` and `after_seq` do the same by
+/// position in the chat, and every bound given applies.
+#[endpoint(tags("chats"), parameters(("chat_id" = i64, Path), ("before" = Option<i64>, Query), ("after" = Option<i64>, Query), ("before_seq" = Option<i64>, Query), ("after_seq" = Option<i64>, Query), ("limit" = Option<u32>, Query)), status_codes(200, 401, 403, 404, 422))]
 pub async fn history(
     req: &mut Request,
     depot: &mut Depot,
@@ -339,6 +340,8 @@ pub async fn history(
     let request = PageRequest {
         before: query_id(req, "before")?,
         after: query_id(req, "after")?,
+        before_seq: query_id(req, "before_seq")?,
+        after_seq: query_id(req, "after_seq")?,
         limit: query_id(req, "limit")?,
     };
     let messages = state.messages.history(&me, chat_id, request).await?;
@@ -346,25 +349,26 @@ pub async fn history(
 }
 
 /// Post a message over HTTP (the socket is the usual way); it is delivered like any other.
-#[endpoint(tags("chats"), parameters(("chat_id" = i64, Path)), status_codes(201, 401, 403, 404, 422))]
+///
+/// With a `client_id`, sending again stores nothing: 201 answers the message stored now, 200
+/// the same message stored by an earlier send.
+#[endpoint(tags("chats"), request_body = PostMessageBody, parameters(("chat_id" = i64, Path)), status_codes(200, 201, 401, 403, 404, 422))]
 pub async fn post_message(
     req: &mut Request,
     depot: &mut Depot,
     res: &mut Response,
 ) -> Result<Json<MessageOut>, ApiError> {
-    #[derive(serde::Deserialize)]
-    struct Body {
-        message: String,
-    }
     let (state, me) = caller(depot, req).await?;
     let chat_id = ChatId(path_id(req, "chat_id")?);
-    let body: Body = json_body(req).await?;
-    let message = state
+    let body: PostMessageBody = json_body(req).await?;
+    let posted = state
         .messages
-        .post_message(&me, chat_id, &body.message)
+        .post_message(&me, chat_id, &body.message, body.client_id.as_deref())
         .await?;
-    res.status_code(StatusCode::CREATED);
-    Ok(Json(MessageOut::from(&message)))
+    if posted.created {
+        res.status_code(StatusCode::CREATED);
+    }
+    Ok(Json(MessageOut::from(&posted.message)))
 }
 
 /// Move the caller's read marker forward.

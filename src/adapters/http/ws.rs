@@ -17,11 +17,13 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::HttpState;
 use super::auth::{Source, check_origin, token};
+use super::delivered::SeqSet;
+use super::dto::MessageOut;
 use super::error::ApiError;
 use super::protocol::{Action, ClientFrame, Limits, Protocol, ServerEvent};
-use super::registry::{Outbound, Scope};
+use super::registry::{Frame, Outbound, Scope};
 use super::routes::state;
-use crate::domain::{AuthUser, ChatId, ChatName, Error, EventKind, HistoryPage, MessageId};
+use crate::domain::{AuthUser, ChatId, ChatName, Error, EventKind, HistoryPage, MessageId, Replay};
 use crate::services::TYPING_EXPIRES_AFTER;
 
 /// The largest frame or message a client may send; bigger ones close the socket (1009).
@@ -136,8 +138,31 @@ struct Session {
     state: Arc<HttpState>,
     me: AuthUser,
     scope: Scope,
+    protocol: Protocol,
     /// When this socket last said its user is typing, per chat, until they stop.
     typing: Mutex<HashMap<ChatId, Instant>>,
+    streams: Mutex<Streams>,
+}
+
+/// Where each chat's stream of messages stands on this socket.
+#[derive(Default)]
+struct Streams {
+    /// Chats being replayed: their live events wait here until the replay is sent.
+    held: HashMap<ChatId, Vec<Frame>>,
+    /// The `seq`s of each chat this socket has been sent (or, after a resume, already held).
+    delivered: HashMap<ChatId, SeqSet>,
+}
+
+/// What the reader hands the writer to send.
+enum Reply {
+    /// An event for this socket only: an error, an ack.
+    Event(String),
+    /// The answer to a resume: what to replay, then the live events held meanwhile.
+    Replay {
+        chat: ChatId,
+        after_seq: i64,
+        replay: Replay,
+    },
 }
 
 impl Session {
@@ -174,7 +199,9 @@ impl Session {
             state,
             me,
             scope,
+            protocol,
             typing: Mutex::new(HashMap::new()),
+            streams: Mutex::new(Streams::default()),
         };
         let (mut sink, mut stream) = ws.split();
         if let Some(ready) = ready
@@ -190,7 +217,7 @@ impl Session {
         let mut heartbeat = tokio::time::interval(HEARTBEAT);
         heartbeat.tick().await;
         let alive = AtomicBool::new(true);
-        let (reply_tx, mut replies) = mpsc::channel::<String>(16);
+        let (reply_tx, mut replies) = mpsc::channel::<Reply>(16);
         // Reading and writing run side by side, so that while a client's frame is being
         // stored, events keep flowing out to it instead of piling up in its queue.
         let mut bucket = Bucket::new(session.state.frames_per_second);
@@ -209,13 +236,13 @@ impl Session {
                 let reply = if bucket.take() {
                     session.handle(&msg).await
                 } else {
-                    Some(
+                    Some(Reply::Event(
                         ServerEvent::error(
                             "Too many frames; slow down. This one was not processed.",
                             "rate_limited",
                         )
                         .to_json(),
-                    )
+                    ))
                 };
                 if let Some(reply) = reply
                     && reply_tx.send(reply).await.is_err()
@@ -231,33 +258,36 @@ impl Session {
         tokio::pin!(expiry);
         let writer = async {
             loop {
-                let message = tokio::select! {
+                let messages = tokio::select! {
                     biased;
                     _ = &mut dropped => return Some((1013, "too slow; reconnect and resume")),
                     _ = shutdown.changed() => return Some((1001, "server is shutting down")),
                     () = &mut expiry => return Some((4401, "session expired")),
                     out = outbound.recv() => match out {
-                        Some(Outbound::Frame(bytes)) => Message::text(bytes),
+                        Some(Outbound::Frame(frame)) => session.live(frame),
                         Some(Outbound::Close(code, reason)) => return Some((code, reason)),
                         None => return Some((1013, "too slow; reconnect and resume")),
                     },
-                    Some(reply) = replies.recv() => Message::text(reply),
+                    Some(reply) = replies.recv() => session.reply(reply),
                     _ = heartbeat.tick() => {
                         if !alive.swap(false, Ordering::Relaxed) {
                             return None;
                         }
-                        Message::ping(Vec::new())
+                        vec![Message::ping(Vec::new())]
                     }
                 };
-                // A client that stops reading fills its TCP buffers and then blocks the send:
-                // it is cut off after SEND_TIMEOUT, or at once if the registry drops it.
-                let sent = tokio::select! {
-                    biased;
-                    _ = &mut dropped => return Some((1013, "too slow; reconnect and resume")),
-                    sent = tokio::time::timeout(SEND_TIMEOUT, sink.send(message)) => sent,
-                };
-                if !matches!(sent, Ok(Ok(()))) {
-                    return None;
+                for message in messages {
+                    // A client that stops reading fills its TCP buffers and then blocks the
+                    // send: it is cut off after SEND_TIMEOUT, or at once if the registry
+                    // drops it.
+                    let sent = tokio::select! {
+                        biased;
+                        _ = &mut dropped => return Some((1013, "too slow; reconnect and resume")),
+                        sent = tokio::time::timeout(SEND_TIMEOUT, sink.send(message)) => sent,
+                    };
+                    if !matches!(sent, Ok(Ok(()))) {
+                        return None;
+                    }
                 }
             }
         };
@@ -291,6 +321,72 @@ impl Session {
         }
     }
 
+    fn streams(&self) -> std::sync::MutexGuard<'_, Streams> {
+        self.streams.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// What to send for a live event: nothing while its chat is being replayed (it waits) or
+    /// when it is a message this socket already has.
+    fn live(&self, frame: Frame) -> Vec<Message> {
+        let mut streams = self.streams();
+        let Streams { held, delivered } = &mut *streams;
+        if let Some(chat) = frame.chat
+            && let Some(waiting) = held.get_mut(&chat)
+        {
+            waiting.push(frame);
+            return Vec::new();
+        }
+        let fresh = match (frame.chat, frame.seq) {
+            (Some(chat), Some(seq)) => delivered.entry(chat).or_default().insert(seq),
+            _ => true,
+        };
+        if fresh {
+            vec![Message::text(frame.bytes)]
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// What to send for a reply of the reader: an event of its own, or a replay followed by
+    /// the live events held while it was read, each message once, in `seq` order.
+    fn reply(&self, reply: Reply) -> Vec<Message> {
+        let (chat, after_seq, replay) = match reply {
+            Reply::Event(text) => return vec![Message::text(text)],
+            Reply::Replay {
+                chat,
+                after_seq,
+                replay,
+            } => (chat, after_seq, replay),
+        };
+        let mut streams = self.streams();
+        let Streams { held, delivered } = &mut *streams;
+        let waiting = held.remove(&chat).unwrap_or_default();
+        let sent = delivered.entry(chat).or_default();
+        let mut out = Vec::new();
+        match replay {
+            Replay::Messages(messages) => {
+                // The client holds everything up to after_seq.
+                sent.insert_range(1, after_seq);
+                for m in &messages {
+                    if sent.insert(m.seq.0) {
+                        let event = ServerEvent::Message(MessageOut::from(m));
+                        out.push(Message::text(event.to_json()));
+                    }
+                }
+            }
+            Replay::TooFarBehind => {
+                let event = ServerEvent::Action(Action::Resync { chat_id: chat });
+                out.push(Message::text(event.to_json()));
+            }
+        }
+        for frame in waiting {
+            if frame.seq.is_none_or(|seq| sent.insert(seq)) {
+                out.push(Message::text(frame.bytes));
+            }
+        }
+        out
+    }
+
     /// Tells the chats where this socket's user has typed for longer than `after` without a
     /// word that the indicator should stop.
     async fn stop_typing(&self, after: Duration) {
@@ -316,67 +412,122 @@ impl Session {
         }
     }
 
-    /// Acts on one client frame; returns an `error` event to send back, if any.
-    async fn handle(&self, msg: &Message) -> Option<String> {
-        let frame = msg
-            .as_str()
-            .map_err(|_| ServerEvent::error("Frames must be JSON text.", "malformed_frame"))
-            .and_then(|text| ClientFrame::parse(text).map_err(ServerEvent::from));
-        let frame = match frame {
+    /// Acts on one client frame; returns what to send back, if anything.
+    async fn handle(&self, msg: &Message) -> Option<Reply> {
+        let event = |e: ServerEvent| Some(Reply::Event(e.to_json()));
+        let Ok(text) = msg.as_str() else {
+            return event(ServerEvent::error(
+                "Frames must be JSON text.",
+                "malformed_frame",
+            ));
+        };
+        let frame = match ClientFrame::parse(text) {
             Ok(frame) => frame,
-            Err(refusal) => return Some(refusal.to_json()),
+            Err(refusal) => return event(refusal.into()),
         };
         let chat = match (self.scope, frame.chat_id()) {
             (Scope::Chat(own), None) => own,
             (Scope::Chat(own), Some(id)) if id == own.0 => own,
             (Scope::Chat(_), Some(_)) => {
-                return Some(
-                    ServerEvent::error("This socket belongs to another chat.", "wrong_chat")
-                        .to_json(),
-                );
+                return event(ServerEvent::error(
+                    "This socket belongs to another chat.",
+                    "wrong_chat",
+                ));
             }
             (Scope::All, Some(id)) => ChatId(id),
             (Scope::All, None) => {
-                return Some(
-                    ServerEvent::error("Every frame must name its chat_id.", "missing_chat_id")
-                        .to_json(),
-                );
+                return event(ServerEvent::error(
+                    "Every frame must name its chat_id.",
+                    "missing_chat_id",
+                ));
             }
         };
+        self.note_typing(&frame, chat);
         // Membership is the domain's question: each use case below checks it against storage,
         // which is current even before this socket has heard of a chat it was just added to.
         let messages = &self.state.messages;
-        {
-            let mut typing = self.typing.lock().unwrap_or_else(|p| p.into_inner());
-            match &frame {
-                ClientFrame::Typing {
-                    kind: EventKind::Typing,
-                    ..
-                } => {
-                    typing.insert(chat, Instant::now());
+        let refusal = |e: Error, client_id: Option<String>| {
+            let api = ApiError::from(e);
+            event(ServerEvent::Action(Action::Error {
+                detail: api.detail.into_owned(),
+                code: api.code,
+                client_id,
+            }))
+        };
+        match frame {
+            ClientFrame::Send {
+                message, client_id, ..
+            } => {
+                let posted = messages
+                    .post_message(&self.me, chat, &message, client_id.as_deref())
+                    .await;
+                match (posted, client_id) {
+                    (Err(e), client_id) => refusal(e, client_id),
+                    // Acks are of the newer protocol.
+                    (Ok(posted), Some(client_id)) if self.protocol == Protocol::V2 => {
+                        event(ServerEvent::Action(Action::Ack {
+                            chat_id: chat,
+                            client_id,
+                            id: posted.message.id,
+                            seq: posted.message.seq.0,
+                        }))
+                    }
+                    (Ok(_), _) => None,
                 }
-                ClientFrame::Typing { .. } | ClientFrame::Send { .. } => {
-                    typing.remove(&chat);
+            }
+            ClientFrame::Typing { kind, .. } => messages
+                .typing(&self.me, chat, kind)
+                .await
+                .err()
+                .and_then(|e| refusal(e, None)),
+            ClientFrame::Read { message_id, .. } => messages
+                .mark_read(&self.me, chat, MessageId(message_id))
+                .await
+                .err()
+                .and_then(|e| refusal(e, None)),
+            ClientFrame::Resume { .. } if self.protocol == Protocol::Original => {
+                event(ServerEvent::error(
+                    "Resume needs the newer protocol: open with ?v=2.",
+                    "unknown_action",
+                ))
+            }
+            ClientFrame::Resume { after_seq, .. } => {
+                // Live events of the chat wait from now until the replay is sent, so that
+                // nothing committed meanwhile slips between the two.
+                self.streams().held.entry(chat).or_default();
+                let bound = self.state.resume_max_messages;
+                match messages.replay(&self.me, chat, after_seq, bound).await {
+                    Ok(replay) => Some(Reply::Replay {
+                        chat,
+                        after_seq,
+                        replay,
+                    }),
+                    Err(e) => {
+                        let waiting = self.streams().held.remove(&chat).unwrap_or_default();
+                        // Not a member: none of it was for this socket anyway.
+                        drop(waiting);
+                        refusal(e, None)
+                    }
                 }
-                ClientFrame::Read { .. } => {}
             }
         }
-        let result = match frame {
-            ClientFrame::Send { message, .. } => messages
-                .post_message(&self.me, chat, &message)
-                .await
-                .map(drop),
-            ClientFrame::Typing { kind, .. } => messages.typing(&self.me, chat, kind).await,
-            ClientFrame::Read { message_id, .. } => {
-                messages
-                    .mark_read(&self.me, chat, MessageId(message_id))
-                    .await
+    }
+
+    /// Remembers when this socket's user started typing in `chat`, until they stop or send.
+    fn note_typing(&self, frame: &ClientFrame, chat: ChatId) {
+        let mut typing = self.typing.lock().unwrap_or_else(|p| p.into_inner());
+        match frame {
+            ClientFrame::Typing {
+                kind: EventKind::Typing,
+                ..
+            } => {
+                typing.insert(chat, Instant::now());
             }
-        };
-        result.err().map(|e| {
-            let api = ApiError::from(e);
-            ServerEvent::error(api.detail, api.code).to_json()
-        })
+            ClientFrame::Typing { .. } | ClientFrame::Send { .. } => {
+                typing.remove(&chat);
+            }
+            ClientFrame::Read { .. } | ClientFrame::Resume { .. } => {}
+        }
     }
 }
 

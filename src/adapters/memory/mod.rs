@@ -10,8 +10,9 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::error::{Error, Result};
 use crate::domain::{
-    Chat, ChatId, ChatKind, ChatSummary, HistoryPage, Member, Message, MessageId, NewGroup,
-    NewMessage, NewUser, Peer, Role, RoomSummary, SessionId, User, UserId, Visibility,
+    Chat, ChatId, ChatKind, ChatSummary, ClientId, HistoryPage, Inserted, Member, Message,
+    MessageId, NewGroup, NewMessage, NewUser, Peer, Role, RoomSummary, Seq, SessionId, User,
+    UserId, Visibility,
 };
 use crate::ports::{ChatAccess, ChatRepo, MessageRepo, SessionRepo, UserRepo};
 
@@ -24,6 +25,10 @@ struct State {
     /// The direct chat of each unordered pair.
     directs: HashMap<(UserId, UserId), ChatId>,
     messages: BTreeMap<MessageId, StoredMessage>,
+    /// The seq of each chat's newest message; a chat without messages has none.
+    last_seq: HashMap<ChatId, Seq>,
+    /// The message each sender stored under each client id, per chat.
+    client_ids: HashMap<(ChatId, UserId, ClientId), MessageId>,
     revoked: HashMap<SessionId, DateTime<Utc>>,
     next_id: i64,
 }
@@ -36,9 +41,11 @@ struct Membership {
 
 struct StoredMessage {
     chat_id: ChatId,
+    seq: Seq,
     sender_id: UserId,
     body: crate::domain::MessageBody,
     created_at: DateTime<Utc>,
+    client_id: Option<ClientId>,
 }
 
 impl State {
@@ -63,10 +70,12 @@ impl State {
         Message {
             id,
             chat_id: m.chat_id,
+            seq: m.seq,
             sender_id: m.sender_id,
             sender_username: self.users[&m.sender_id].username.clone(),
             body: m.body.clone(),
             created_at: m.created_at,
+            client_id: m.client_id.clone(),
         }
     }
 }
@@ -393,8 +402,15 @@ impl ChatRepo for MemoryStore {
 
 #[async_trait]
 impl MessageRepo for MemoryStore {
-    async fn insert(&self, new: &NewMessage) -> Result<MessageId> {
+    /// Numbers and de-duplicates under the one lock, so concurrent inserts cannot interleave.
+    async fn insert(&self, new: &NewMessage) -> Result<Inserted> {
         let mut s = self.lock();
+        if let Some(client_id) = &new.client_id {
+            let key = (new.chat_id, new.sender_id, client_id.clone());
+            if let Some(id) = s.client_ids.get(&key) {
+                return Ok(Inserted::Existing(s.message(*id, &s.messages[id])));
+            }
+        }
         if !s.chats.contains_key(&new.chat_id) {
             return Err(Error::ChatNotFound);
         }
@@ -402,16 +418,24 @@ impl MessageRepo for MemoryStore {
             return Err(Error::UserNotFound);
         }
         let id = MessageId(s.next());
+        let seq = Seq(s.last_seq.get(&new.chat_id).map_or(0, |s| s.0) + 1);
+        s.last_seq.insert(new.chat_id, seq);
+        if let Some(client_id) = &new.client_id {
+            s.client_ids
+                .insert((new.chat_id, new.sender_id, client_id.clone()), id);
+        }
         s.messages.insert(
             id,
             StoredMessage {
                 chat_id: new.chat_id,
+                seq,
                 sender_id: new.sender_id,
                 body: new.body.clone(),
                 created_at: new.created_at,
+                client_id: new.client_id.clone(),
             },
         );
-        Ok(id)
+        Ok(Inserted::New { id, seq })
     }
 
     async fn list(&self, chat: ChatId, page: HistoryPage) -> Result<Vec<Message>> {
@@ -423,11 +447,13 @@ impl MessageRepo for MemoryStore {
         let upper = page
             .before
             .map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
-        let in_range = s
-            .messages
-            .range((lower, upper))
-            .filter(|(_, m)| m.chat_id == chat);
-        let mut out: Vec<Message> = if page.after.is_some() && page.before.is_none() {
+        // Within a chat ids grow with seqs, so id order is seq order here.
+        let in_range = s.messages.range((lower, upper)).filter(|(_, m)| {
+            m.chat_id == chat
+                && page.after_seq.is_none_or(|after| m.seq > after)
+                && page.before_seq.is_none_or(|before| m.seq < before)
+        });
+        let mut out: Vec<Message> = if page.oldest_first() {
             in_range
                 .take(limit)
                 .map(|(id, m)| s.message(*id, m))
@@ -441,7 +467,7 @@ impl MessageRepo for MemoryStore {
             newest.reverse();
             newest
         };
-        out.sort_by_key(|m| m.id);
+        out.sort_by_key(|m| m.seq);
         Ok(out)
     }
 

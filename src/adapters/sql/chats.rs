@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::error::Error;
 use crate::domain::{
-    Chat, ChatAccess, ChatId, ChatKind, ChatName, ChatSummary, Member, Message, MessageBody,
-    MessageId, Peer, Role, RoomSummary, UserId, Username, Visibility,
+    Chat, ChatAccess, ChatId, ChatKind, ChatName, ChatSummary, ClientId, Member, Message,
+    MessageBody, MessageId, Peer, Role, RoomSummary, Seq, UserId, Username, Visibility,
 };
 
 #[derive(sqlx::FromRow)]
@@ -88,10 +88,12 @@ pub(crate) struct SummaryRow {
     peer_last_seen: Option<DateTime<Utc>>,
     unread: i64,
     lm_id: Option<i64>,
+    lm_seq: Option<i64>,
     lm_sender_id: Option<i64>,
     lm_username: Option<String>,
     lm_body: Option<String>,
     lm_created_at: Option<DateTime<Utc>>,
+    lm_client_id: Option<String>,
 }
 
 impl TryFrom<SummaryRow> for ChatSummary {
@@ -109,19 +111,22 @@ impl TryFrom<SummaryRow> for ChatSummary {
         };
         let last_message = match (
             r.lm_id,
+            r.lm_seq,
             r.lm_sender_id,
             r.lm_username,
             r.lm_body,
             r.lm_created_at,
         ) {
-            (Some(id), Some(sender), Some(username), Some(body), Some(created_at)) => {
+            (Some(id), Some(seq), Some(sender), Some(username), Some(body), Some(created_at)) => {
                 Some(Message {
                     id: MessageId(id),
                     chat_id: chat.id,
+                    seq: Seq(seq),
                     sender_id: UserId(sender),
                     sender_username: Username::from_trusted(username),
                     body: MessageBody::from_trusted(body),
                     created_at,
+                    client_id: r.lm_client_id.map(ClientId::from_trusted),
                 })
             }
             _ => None,
@@ -324,9 +329,9 @@ macro_rules! chat_repo {
                          (SELECT count(*) FROM messages x \
                             WHERE x.chat_id = c.id AND x.sender_id <> $1 \
                               AND x.id > COALESCE(me.last_read_message_id, 0)) AS unread, \
-                         lm.id AS lm_id, lm.sender_id AS lm_sender_id, \
+                         lm.id AS lm_id, lm.seq AS lm_seq, lm.sender_id AS lm_sender_id, \
                          lu.username AS lm_username, lm.body AS lm_body, \
-                         lm.created_at AS lm_created_at \
+                         lm.created_at AS lm_created_at, lm.client_id AS lm_client_id \
                          FROM chat_members me \
                          JOIN chats c ON c.id = me.chat_id \
                          LEFT JOIN users p ON c.kind = 'direct' AND p.id = \

@@ -19,9 +19,10 @@ impl Dialect for Postgres {
 
 impl Dialect for Sqlite {
     /// SQLite names no constraint in the error, only in its message:
-    /// `UNIQUE constraint failed: index 'users_username_key'` for a unique index, and
-    /// `UNIQUE constraint failed: chat_members.chat_id, chat_members.user_id` for a constraint
-    /// declared in `CREATE TABLE`, which [`SQLITE_TABLE_CONSTRAINTS`] names.
+    /// `UNIQUE constraint failed: index 'users_username_key'` for a unique index on an
+    /// expression, and `UNIQUE constraint failed: chat_members.chat_id, chat_members.user_id`
+    /// for one on plain columns (a constraint declared in `CREATE TABLE` or an index), which
+    /// [`SQLITE_COLUMN_CONSTRAINTS`] names.
     fn unique_violation(e: &dyn DatabaseError) -> Option<&str> {
         if !e.is_unique_violation() {
             return None;
@@ -33,16 +34,16 @@ impl Dialect for Sqlite {
         {
             return Some(index);
         }
-        SQLITE_TABLE_CONSTRAINTS
+        SQLITE_COLUMN_CONSTRAINTS
             .iter()
             .find(|(columns, _)| *columns == failed)
             .map(|(_, name)| *name)
     }
 }
 
-/// The unique constraints of `migrations/sqlite` declared in `CREATE TABLE`, as SQLite reports
+/// The unique constraints and indexes of `migrations/sqlite` on plain columns, as SQLite reports
 /// them (by their columns), with the name they have in both migrations.
-const SQLITE_TABLE_CONSTRAINTS: &[(&str, &str)] = &[
+const SQLITE_COLUMN_CONSTRAINTS: &[(&str, &str)] = &[
     (
         "chats.direct_low, chats.direct_high",
         "chats_direct_pair_key",
@@ -52,6 +53,11 @@ const SQLITE_TABLE_CONSTRAINTS: &[(&str, &str)] = &[
         "chat_members_pkey",
     ),
     ("revoked_sessions.jti", "revoked_sessions_pkey"),
+    ("messages.chat_id, messages.seq", "messages_chat_seq_key"),
+    (
+        "messages.chat_id, messages.sender_id, messages.client_id",
+        "messages_client_id_key",
+    ),
 ];
 
 #[cfg(test)]
@@ -86,7 +92,9 @@ mod tests {
              INSERT INTO chats (kind, visibility, direct_low, direct_high, created_at) \
              VALUES ('direct', 'private', 1, 2, 't'); \
              INSERT INTO chat_members (chat_id, user_id, joined_at) VALUES (1, 1, 't'); \
-             INSERT INTO revoked_sessions (jti, expires_at) VALUES ('s', 't')",
+             INSERT INTO revoked_sessions (jti, expires_at) VALUES ('s', 't'); \
+             INSERT INTO messages (chat_id, seq, sender_id, body, created_at, client_id) \
+             VALUES (1, 1, 1, 'hi', 't', 'c1')",
         )
         .execute(&pool)
         .await
@@ -115,6 +123,16 @@ mod tests {
             (
                 "INSERT INTO revoked_sessions (jti, expires_at) VALUES ('s', 't')",
                 Some("revoked_sessions_pkey"),
+            ),
+            (
+                "INSERT INTO messages (chat_id, seq, sender_id, body, created_at) \
+                 VALUES (1, 1, 2, 'again', 't')",
+                Some("messages_chat_seq_key"),
+            ),
+            (
+                "INSERT INTO messages (chat_id, seq, sender_id, body, created_at, client_id) \
+                 VALUES (1, 2, 1, 'again', 't', 'c1')",
+                Some("messages_client_id_key"),
             ),
             (
                 "INSERT INTO chat_members (chat_id, user_id, joined_at) VALUES (1, 99, 't')",

@@ -1,17 +1,32 @@
-//! [`MessageRepo`](crate::ports::MessageRepo) over SQL: a chat's history, paged by message id.
+//! [`MessageRepo`](crate::ports::MessageRepo) over SQL: a chat's history, paged by message id
+//! or by seq, and the insert that numbers each chat's messages without a gap.
+//!
+//! An insert runs in one transaction: `UPDATE chats SET last_seq = last_seq + 1 ... RETURNING`
+//! takes the chat's next seq, then the message is inserted with it. On PostgreSQL the update
+//! locks the chat's row until the transaction ends, so writers of one chat take their seqs one
+//! after another, each only once the one before has committed: seq order is commit order, and
+//! a transaction that rolls back gives its seq back. On SQLite all writes go through the one
+//! writer connection, so transactions never overlap at all.
+//!
+//! A message sent with a `client_id` is looked up first; when it is already stored, nothing is
+//! written. Two sends of one message that both miss it meet at the unique index
+//! `messages_client_id_key`: the second insert breaks it, rolls back (giving back its seq) and
+//! answers the message the first one stored.
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{ChatId, Message, MessageBody, MessageId, UserId, Username};
+use crate::domain::{ChatId, ClientId, Message, MessageBody, MessageId, Seq, UserId, Username};
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct MessageRow {
     id: i64,
     chat_id: i64,
+    seq: i64,
     sender_id: i64,
     username: String,
     body: String,
     created_at: DateTime<Utc>,
+    client_id: Option<String>,
 }
 
 impl From<MessageRow> for Message {
@@ -19,10 +34,12 @@ impl From<MessageRow> for Message {
         Self {
             id: MessageId(r.id),
             chat_id: ChatId(r.chat_id),
+            seq: Seq(r.seq),
             sender_id: UserId(r.sender_id),
             sender_username: Username::from_trusted(r.username),
             body: MessageBody::from_trusted(r.body),
             created_at: r.created_at,
+            client_id: r.client_id.map(ClientId::from_trusted),
         }
     }
 }
@@ -31,11 +48,26 @@ impl From<MessageRow> for Message {
 /// queries stay `&'static str` literals built with `concat!`.
 macro_rules! message_select {
     () => {
-        "SELECT m.id, m.chat_id, m.sender_id, u.username, m.body, m.created_at \
+        "SELECT m.id, m.chat_id, m.seq, m.sender_id, u.username, m.body, m.created_at, \
+                m.client_id \
          FROM messages m JOIN users u ON u.id = m.sender_id "
     };
 }
 pub(crate) use message_select;
+
+/// The bounds of a page, `$1` to `$6` of the list queries: the chat, then `before`, `after`,
+/// `before_seq`, `after_seq` (each may be NULL) and the limit.
+macro_rules! page_filter {
+    () => {
+        "WHERE m.chat_id = $1 \
+           AND ($2 IS NULL OR m.id < $2) AND ($3 IS NULL OR m.id > $3) \
+           AND ($4 IS NULL OR m.seq < $4) AND ($5 IS NULL OR m.seq > $5) "
+    };
+}
+pub(crate) use page_filter;
+
+/// The name of the unique index that recognises a resent message.
+pub(crate) const CLIENT_ID_KEY: &str = "messages_client_id_key";
 
 /// Implements [`MessageRepo`](crate::ports::MessageRepo) for `$store` over `$db`.
 macro_rules! message_repo {
@@ -43,56 +75,140 @@ macro_rules! message_repo {
         const _: () = {
             use async_trait::async_trait;
 
-            use $crate::adapters::sql::messages::{MessageRow, message_select};
-            use $crate::adapters::sql::{is_foreign_key_violation, only_row};
+            use $crate::adapters::sql::messages::{
+                CLIENT_ID_KEY, MessageRow, message_select, page_filter,
+            };
+            use $crate::adapters::sql::{Dialect, on_foreign_key};
             use $crate::domain::error::{Error, Result};
-            use $crate::domain::{ChatId, HistoryPage, Message, MessageId, NewMessage};
+            use $crate::domain::{
+                ChatId, ClientId, HistoryPage, Inserted, Message, MessageId, NewMessage, Seq,
+                UserId,
+            };
             use $crate::ports::MessageRepo;
+
+            impl $store {
+                /// The message `sender` stored under `client_id` in `chat`, if any.
+                async fn by_client_id(
+                    &self,
+                    pool: &sqlx::Pool<$db>,
+                    chat: ChatId,
+                    sender: UserId,
+                    client_id: &ClientId,
+                ) -> Result<Option<Message>> {
+                    let sql = concat!(
+                        message_select!(),
+                        "WHERE m.chat_id = $1 AND m.sender_id = $2 AND m.client_id = $3"
+                    );
+                    sqlx::query_as::<_, MessageRow>(sql)
+                        .bind(chat.0)
+                        .bind(sender.0)
+                        .bind(client_id.as_str())
+                        .fetch_optional(pool)
+                        .await
+                        .map(|row| row.map(Message::from))
+                        .map_err(Error::unexpected)
+                }
+            }
 
             #[async_trait]
             impl MessageRepo for $store {
-                async fn insert(&self, message: &NewMessage) -> Result<MessageId> {
-                    let inserted = sqlx::query_scalar::<_, i64>(
-                        "INSERT INTO messages (chat_id, sender_id, body, created_at) \
-                         VALUES ($1, $2, $3, $4) RETURNING id",
+                async fn insert(&self, message: &NewMessage) -> Result<Inserted> {
+                    if let Some(client_id) = &message.client_id {
+                        let found = self
+                            .by_client_id(&self.read, message.chat_id, message.sender_id, client_id)
+                            .await?;
+                        if let Some(existing) = found {
+                            return Ok(Inserted::Existing(existing));
+                        }
+                    }
+
+                    // Committed with COMMIT, so `fetch_one` may stop the statements that
+                    // return rows after their one row (see `only_row`).
+                    let mut tx = self.write.begin().await.map_err(Error::unexpected)?;
+                    let seq: Option<i64> = sqlx::query_scalar(
+                        "UPDATE chats SET last_seq = last_seq + 1 WHERE id = $1 \
+                         RETURNING last_seq",
                     )
                     .bind(message.chat_id.0)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(Error::unexpected)?;
+                    let Some(seq) = seq else {
+                        return Err(Error::ChatNotFound);
+                    };
+                    let inserted = sqlx::query_scalar::<_, i64>(
+                        "INSERT INTO messages \
+                           (chat_id, seq, sender_id, body, created_at, client_id) \
+                         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                    )
+                    .bind(message.chat_id.0)
+                    .bind(seq)
                     .bind(message.sender_id.0)
                     .bind(message.body.as_str())
                     .bind(message.created_at)
-                    .fetch_all(&self.write)
-                    .await
-                    .and_then(only_row);
-                    match inserted {
-                        Ok(id) => Ok(MessageId(id)),
-                        Err(e) if is_foreign_key_violation(&e) => Err(self
-                            .missing_chat_or_user(message.chat_id, message.sender_id)
-                            .await),
-                        Err(e) => Err(Error::unexpected(e)),
-                    }
+                    .bind(message.client_id.as_ref().map(ClientId::as_str))
+                    .fetch_one(&mut *tx)
+                    .await;
+                    let e = match inserted {
+                        Ok(id) => {
+                            tx.commit().await.map_err(Error::unexpected)?;
+                            return Ok(Inserted::New {
+                                id: MessageId(id),
+                                seq: Seq(seq),
+                            });
+                        }
+                        Err(e) => e,
+                    };
+                    // Undoes the seq taken, before the writer is asked anything else: on
+                    // SQLite the transaction holds the only writer connection.
+                    tx.rollback().await.map_err(Error::unexpected)?;
+                    let resent = match (&e, &message.client_id) {
+                        (sqlx::Error::Database(db), Some(client_id))
+                            if <$db as Dialect>::unique_violation(db.as_ref())
+                                == Some(CLIENT_ID_KEY) =>
+                        {
+                            client_id
+                        }
+                        // This transaction found the chat and keeps it from going away: what
+                        // is missing is the sender.
+                        _ => return Err(on_foreign_key(e, Error::UserNotFound)),
+                    };
+                    // A racing send of the same message committed it first; read it where it
+                    // was written.
+                    self.by_client_id(&self.write, message.chat_id, message.sender_id, resent)
+                        .await?
+                        .map(Inserted::Existing)
+                        .ok_or_else(|| {
+                            Error::unexpected(anyhow::anyhow!(
+                                "client_id {resent} of user {} in chat {} is taken, yet no \
+                                 message has it",
+                                message.sender_id,
+                                message.chat_id
+                            ))
+                        })
                 }
 
                 async fn list(&self, chat: ChatId, page: HistoryPage) -> Result<Vec<Message>> {
-                    let oldest_first = page.after.is_some() && page.before.is_none();
+                    let oldest_first = page.oldest_first();
                     let sql = if oldest_first {
                         concat!(
                             message_select!(),
-                            "WHERE m.chat_id = $1 \
-                               AND ($2 IS NULL OR m.id < $2) AND ($3 IS NULL OR m.id > $3) \
-                             ORDER BY m.id ASC LIMIT $4"
+                            page_filter!(),
+                            "ORDER BY m.seq ASC LIMIT $6"
                         )
                     } else {
                         concat!(
                             message_select!(),
-                            "WHERE m.chat_id = $1 \
-                               AND ($2 IS NULL OR m.id < $2) AND ($3 IS NULL OR m.id > $3) \
-                             ORDER BY m.id DESC LIMIT $4"
+                            page_filter!(),
+                            "ORDER BY m.seq DESC LIMIT $6"
                         )
                     };
                     let mut rows: Vec<Message> = sqlx::query_as::<_, MessageRow>(sql)
                         .bind(chat.0)
                         .bind(page.before.map(|m| m.0))
                         .bind(page.after.map(|m| m.0))
+                        .bind(page.before_seq.map(|s| s.0))
+                        .bind(page.after_seq.map(|s| s.0))
                         .bind(i64::from(page.limit))
                         .fetch_all(&self.read)
                         .await
