@@ -82,6 +82,36 @@ async fn a_client_that_stops_reading_is_cut_off_and_goes_offline_without_slowing
     })
     .await;
     assert!(ended.is_ok(), "the slow socket's connection is gone");
+
+    // Bob comes back and loses nothing. From the start, the resume reaches back further than
+    // the server replays (1000 messages) if that many were posted: he is told to page the
+    // history instead.
+    let (_, all) = ann.get(&format!("/chats/{room}/messages?limit=1")).await;
+    let last_seq = all[0]["seq"].as_i64().unwrap();
+    let mut back = bob.ws_all().await;
+    back.send_json(json!({"action": "resume", "chat_id": room, "after_seq": 0}))
+        .await;
+    if last_seq > 1000 {
+        back.expect("resync", |v| {
+            v["action"] == "resync" && v["chat_id"] == room
+        })
+        .await;
+    } else {
+        for seq in 1..=last_seq {
+            let m = back
+                .expect("a replayed message", |v| v.get("seq").is_some())
+                .await;
+            assert_eq!(m["seq"], seq);
+        }
+    }
+    back.send_json(json!({"action": "resume", "chat_id": room, "after_seq": last_seq - 3}))
+        .await;
+    for seq in last_seq - 2..=last_seq {
+        let m = back
+            .expect("a replayed message", |v| v.get("seq").is_some())
+            .await;
+        assert_eq!(m["seq"], seq, "in order, from where he asked");
+    }
     app.stop().await;
 }
 
