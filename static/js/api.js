@@ -115,8 +115,11 @@ export const api = {
   join: (chatId) => request('POST', `/chats/${seg(chatId)}/join`),
 
   // Messages
-  messages: (chatId, { before, after, limit = 50 } = {}) =>
-    request('GET', `/chats/${seg(chatId)}/messages${query({ before, after, limit })}`),
+  // Pages by seq (each chat numbers its messages 1, 2, 3...) or, for older servers, by id.
+  messages: (chatId, { beforeSeq, afterSeq, before, after, limit = 50 } = {}) =>
+    request('GET', `/chats/${seg(chatId)}/messages${query({
+      before_seq: beforeSeq, after_seq: afterSeq, before, after, limit,
+    })}`),
   markRead: (chatId, messageId) =>
     request('POST', `/chats/${seg(chatId)}/read`, { body: { message_id: messageId } }),
 };

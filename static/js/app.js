@@ -165,6 +165,7 @@ async function logout() {
     }
   }
   btn.disabled = false;
+  chat.forgetUnsent();
   teardown();
   showAuth('');
 }

@@ -7,7 +7,10 @@ import { api } from './api.js';
 import { socket } from './socket.js';
 import * as S from './store.js';
 import { refreshChats, loadDetails, onMembership, onRead } from './actions/chats.js';
-import { loadInitial, catchUp, flushOutbox, onNewMessage, onServerError } from './actions/messages.js';
+import {
+  loadInitial, resumeAll, onResync, flushOutbox, requeueOutbox, onAck, onNewMessage, onServerError,
+} from './actions/messages.js';
+import { restoreOutbox, clearStoredOutbox } from './outbox.js';
 import { markReadIfVisible } from './actions/receipts.js';
 import { stopTyping, reannounceTyping, onTyping } from './actions/typing.js';
 
@@ -15,12 +18,18 @@ export { refreshChats, closeChat, addMember, removeMember, leaveChat } from './a
 export { sendMessage, loadOlder, retryLoad, retryPending, discardPending } from './actions/messages.js';
 export { composerChanged, stopTyping } from './actions/typing.js';
 
-/** Open the socket. `sessionEnded` runs if it closes for auth reasons, `dropped` on any other drop. */
+/**
+ * Open the socket. `sessionEnded` runs if it closes for auth reasons, `dropped` on any other
+ * drop. What a previous page of this user left unsent goes out once connected.
+ */
 export function connect({ sessionEnded, dropped }) {
+  restoreOutbox();
   socket.start({
-    state: S.setConnection,
+    state: onConnectionState,
     ready: onReady,
     message: onNewMessage,
+    ack: onAck,
+    resync: onResync,
     typing: onTyping,
     userStatus: onUserStatus,
     membership: onMembership,
@@ -36,26 +45,36 @@ export function disconnect() {
   socket.stop();
 }
 
+/** Logging out on purpose: messages still unsent are not left behind on this device. */
+export function forgetUnsent() {
+  clearStoredOutbox();
+}
+
 /** Reconnect now instead of after the backoff (the network came back, the tab was shown). */
 export function reconnectNow() {
   socket.retryNow();
 }
 
+function onConnectionState(state) {
+  if (state !== 'open') requeueOutbox();
+  S.setConnection(state);
+}
+
 /**
  * The server greets every (re)connection. It brings the limits the server enforces, and
- * means we are live, so whatever happened while we were away can now be caught up.
+ * means we are live, so whatever happened while we were away can now be caught up: each
+ * loaded chat resumes from the last message it holds without a gap (the server replays
+ * the rest, then the live ones), and the outbox goes again.
  */
 function onReady(ev) {
   S.setLimits(ev.limits);
-  // Caches of chats that aren't open missed whatever was said while we were away:
-  // drop them, they reload on open. The open chat is caught up instead.
-  S.dropBackgroundCaches();
   S.clearAllTyping();
   reannounceTyping();
+  resumeAll(ev.chat_ids);
   flushOutbox();
   const k = S.state.activeChatId;
   const jobs = [refreshChats()];
-  if (k) jobs.push(catchUp(k), loadDetails(k));
+  if (k) jobs.push(loadDetails(k));
   return Promise.allSettled(jobs);
 }
 

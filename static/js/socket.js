@@ -3,8 +3,11 @@
 // ReconnectingSocket is the transport: one WebSocket carrying every chat, reconnecting
 // with exponential backoff (0.5 s doubling to 15 s, with jitter) and reporting its state;
 // close codes 4401/1008 mean the session is gone, so it stops instead of retrying.
-// SocketClient speaks the protocol on top: it builds the frames the server accepts and
-// hands each event it sends to the handler for its kind.
+// SocketClient speaks the protocol on top: it builds the frames the server accepts, paces
+// them below the server's frame rate (a reconnect sends a burst: a resume per loaded chat
+// and every unacknowledged message), and hands each event it sends to the handler for its
+// kind. A connection counts as ready once the server's `ready` greeting arrived; each one
+// gets a new `epoch`, so callers can tell "asked on this connection" from "on an older one".
 
 import { wireId } from './store.js';
 
@@ -13,6 +16,9 @@ const MAX_DELAY_MS = 15_000;
 const CONNECT_TIMEOUT_MS = 10_000;
 const STABLE_AFTER_MS = 5_000; // an open socket that lived this long resets the backoff
 const AUTH_CLOSE_CODES = new Set([4401, 1008]);
+// The server allows 20 frames a second with bursts of 60; stay well below both.
+const FRAME_BURST = 20;
+const FRAMES_PER_SECOND = 10;
 
 function socketUrl() {
   const scheme = window.location.protocol === 'https:' ? 'wss:' : 'ws:';
@@ -159,13 +165,17 @@ class ReconnectingSocket {
  *   state(state)         'connecting' | 'open' | 'reconnecting' | 'closed'
  *   ready(ev)            the server's greeting, first on every connection:
  *                        {user_id, username, chat_ids, limits}; the socket is live
- *   message(ev)          a new message {id, chat_id, user_id, username, message, created_at}
+ *   message(ev)          a message {id, seq, chat_id, user_id, username, message, created_at}:
+ *                        new, or replayed after a resume
+ *   ack(ev)              {chat_id, client_id, id, seq}: a message we sent is stored
+ *   resync(ev)           {chat_id}: a resume reached back further than the server replays
  *   typing(ev)           {action: 'typing' | 'stop_typing', chat_id, user_id, username}
  *   userStatus(ev)       {user_id, username, is_online, last_seen}
  *   membership(ev)       {action: 'member_joined' | 'member_left', chat_id, user_id}
  *   chatCreated(ev)      {chat_id, kind}
  *   read(ev)             {chat_id, user_id, message_id}
- *   error(ev)            {detail, code}: the server refused the last frame
+ *   error(ev)            {detail, code, client_id?}: the server refused a frame (client_id:
+ *                        the message it refused)
  *   authClose(event)     closed because the session ended; no reconnect follows
  *   drop(event)          closed unexpectedly; a reconnect is scheduled
  */
@@ -173,13 +183,22 @@ class SocketClient {
   constructor() {
     this.transport = null;
     this.handlers = {};
+    this.ready = false;    // the current connection was greeted
+    this.epoch = 0;        // counts greeted connections
+    this.queue = [];       // frames waiting for the pace to allow them
+    this.tokens = FRAME_BURST;
+    this.refilledAt = 0;
+    this.drainTimer = 0;
   }
 
   start(handlers) {
     this.stop();
     this.handlers = handlers;
     this.transport = new ReconnectingSocket(socketUrl(), {
-      onState: (state) => this.handlers.state?.(state),
+      onState: (state) => {
+        if (state !== 'open') this.forgetConnection();
+        this.handlers.state?.(state);
+      },
       onMessage: (ev) => this.dispatch(ev),
       onAuthClose: (event) => this.handlers.authClose?.(event),
       onDrop: (event) => this.handlers.drop?.(event),
@@ -191,7 +210,16 @@ class SocketClient {
   stop() {
     const transport = this.transport;
     this.transport = null;
+    this.forgetConnection();
     transport?.stop();
+  }
+
+  /** The connection is gone: so is its greeting, and what it had yet to send. */
+  forgetConnection() {
+    this.ready = false;
+    this.queue = [];
+    clearTimeout(this.drainTimer);
+    this.drainTimer = 0;
   }
 
   /** Skip the remaining backoff wait (the network came back, the tab became visible). */
@@ -199,10 +227,17 @@ class SocketClient {
     this.transport?.retryNow();
   }
 
-  // Sending. Each returns false (and sends nothing) when not connected.
+  // Sending. Each returns false (and sends nothing) when not connected. A frame the pace
+  // holds back goes out shortly, or never if the connection drops first.
 
-  sendMessage(chatKey, text) {
-    return this.send({ chat_id: wireId(chatKey), message: text });
+  /** A message, stored once per client_id however often it is sent. */
+  sendMessage(chatKey, text, clientId) {
+    return this.send({ chat_id: wireId(chatKey), message: text, client_id: clientId });
+  }
+
+  /** Ask for every message of a chat after `afterSeq`, then the live ones, without a gap. */
+  sendResume(chatKey, afterSeq) {
+    return this.send({ action: 'resume', chat_id: wireId(chatKey), after_seq: afterSeq });
   }
 
   sendTyping(chatKey, typing) {
@@ -214,7 +249,34 @@ class SocketClient {
   }
 
   send(frame) {
-    return !!this.transport && this.transport.send(frame);
+    if (!this.transport?.isOpen) return false;
+    if (!this.queue.length && this.takeToken()) return this.transport.send(frame);
+    this.queue.push(frame);
+    this.scheduleDrain();
+    return true;
+  }
+
+  takeToken() {
+    const now = Date.now();
+    this.tokens = Math.min(FRAME_BURST, this.tokens + ((now - this.refilledAt) / 1000) * FRAMES_PER_SECOND);
+    this.refilledAt = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+
+  scheduleDrain() {
+    if (this.drainTimer) return;
+    this.drainTimer = setTimeout(() => {
+      this.drainTimer = 0;
+      while (this.queue.length && this.takeToken()) {
+        if (!this.transport?.send(this.queue.shift())) {
+          this.queue = [];
+          return;
+        }
+      }
+      if (this.queue.length) this.scheduleDrain();
+    }, 1000 / FRAMES_PER_SECOND);
   }
 
   dispatch(ev) {
@@ -226,7 +288,15 @@ class SocketClient {
         if (ev.id != null && ev.chat_id != null) on.message?.(ev);
         break;
       case 'ready':
+        this.ready = true;
+        this.epoch += 1;
         on.ready?.(ev);
+        break;
+      case 'ack':
+        if (ev.chat_id != null && ev.client_id != null && ev.id != null) on.ack?.(ev);
+        break;
+      case 'resync':
+        if (ev.chat_id != null) on.resync?.(ev);
         break;
       case 'typing':
       case 'stop_typing':

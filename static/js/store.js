@@ -15,7 +15,8 @@
 //   presence {userId}   someone came online or went offline
 //   messages {chatId, kind, mine}  a history cache changed; kind is 'reset' | 'prepend' |
 //                       'append' | 'status', which decides how the view scrolls
-//   outbox {chatId, added}  a message we sent changed state (added: just typed)
+//   outbox {chatId, added}  a message we sent changed state (added: just typed; the
+//                       outbox itself is kept by outbox.js)
 //   typing {chatId}     who is typing in a chat changed
 //   tick                time passed (relative times like "5 min ago" need redrawing)
 
@@ -73,11 +74,11 @@ export const state = {
   // What this client is doing
   activeChatId: null,     // chatKey of the open chat
   drafts: new Map(),      // chatKey -> unsent composer text
-  outbox: [],             // messages typed here and not yet echoed by the server
-  outboxSeq: 0,           // numbers the outbox's temporary ids
+  outbox: [],             // messages typed here and not yet acknowledged (see outbox.js)
 
   // Bookkeeping no view shows: written, without events, only where named.
   readSent: new Map(),    // receipts.js, noteRead(): chatKey -> newest message id read, here or elsewhere
+  readTimer: 0,           // receipts.js: a read receipt waiting for messages to settle
   leaving: new Set(),     // chats.js: chats we are leaving ourselves; their member_left is no news
   myTyping: { chatKey: null, lastSent: 0, idleTimer: 0 }, // typing.js: what we last told others
   chatsRequest: null,     // chats.js: the GET /chats in flight (reset() orphans it: its answer is dropped)
@@ -91,6 +92,7 @@ export function reset() {
   for (const item of state.outbox) clearTimeout(item.timer);
   for (const t of state.detailReloads.values()) clearTimeout(t);
   clearTimeout(state.myTyping.idleTimer);
+  clearTimeout(state.readTimer);
   Object.assign(state, {
     me: null,
     connection: 'closed',
@@ -101,6 +103,7 @@ export function reset() {
     myTyping: { chatKey: null, lastSent: 0, idleTimer: 0 },
     chatsRequest: null,
     chatsAgain: false,
+    readTimer: 0,
   });
   for (const m of [state.details, state.messages, state.users, state.typing, state.drafts,
     state.readSent, state.leaving, state.detailReloads]) m.clear();
@@ -207,18 +210,16 @@ export function clearUnread(chatKey) {
   emit('chats');
 }
 
-/** Forget a chat we are no longer in, cancelling its timers. Emits 'typing' and 'chats'. */
+/**
+ * Forget a chat we are no longer in, cancelling its timers (what waits in the outbox for
+ * it is outbox.js's to drop). Emits 'typing' and 'chats'.
+ */
 export function removeChat(chatKey) {
   state.chats.delete(chatKey);
   state.details.delete(chatKey);
   state.messages.delete(chatKey);
   state.drafts.delete(chatKey);
   clearTyping(chatKey);
-  state.outbox = state.outbox.filter((item) => {
-    if (item.chatId !== chatKey) return true;
-    clearTimeout(item.timer);
-    return false;
-  });
   emit('chats');
 }
 
@@ -302,22 +303,38 @@ export function noteRead(chatKey, messageId) {
 }
 
 // ---------------------------------------------------------------------------
-// Message caches: one per chat that has been opened, sorted by id, de-duplicated.
+// Message caches: one per chat that has been loaded, in `seq` order (the server numbers
+// each chat's messages 1, 2, 3... in commit order), de-duplicated by id and by seq, so a
+// message that arrives twice (a page and a live event, a replay after a reconnect, an
+// ack and its echo) shows once. `lastSeq` is how far a cache holds its chat without a
+// gap, from its latest page on: a resume asks the server for everything after it.
 
 export function createCache(chatKey) {
   const cache = {
     chatId: chatKey,
     items: [],
     ids: new Set(),
+    seqs: new Set(),
+    locals: new Set(),    // ids of messages written in from an ack, until the server's copy comes
+    lastSeq: null,        // the contiguous high-water mark; null until the first page arrived
     loaded: false,        // first page arrived
     loading: false,
     loadingPromise: null,
+    loadEpoch: 0,         // the socket connection (socket.epoch) the first page was asked on
     loadingOlder: false,
     hasMore: true,        // older messages may exist on the server
     error: null,
   };
   state.messages.set(chatKey, cache);
   return cache;
+}
+
+const hasSeq = (m) => Number.isFinite(m?.seq);
+
+/** Message order: by seq (one chat's commit order), by id where a seq is missing. */
+export function cmpMessages(a, b) {
+  if (hasSeq(a) && hasSeq(b)) return a.seq - b.seq;
+  return cmpId(a.id, b.id);
 }
 
 /** Add messages not seen before. Returns how many were new. No event: callers say how it changed. */
@@ -327,32 +344,66 @@ export function mergeMessages(cache, messages) {
   for (const m of messages || []) {
     if (!m || m.id == null) continue;
     const k = key(m.id);
-    if (cache.ids.has(k)) continue;
+    if (cache.ids.has(k) || (hasSeq(m) && cache.seqs.has(m.seq))) {
+      replaceLocal(cache, m);
+      continue;
+    }
     const last = cache.items[cache.items.length - 1];
-    if (last && cmpId(m.id, last.id) < 0) ordered = false;
+    if (last && cmpMessages(m, last) < 0) ordered = false;
     cache.ids.add(k);
+    if (hasSeq(m)) cache.seqs.add(m.seq);
+    if (m.local) cache.locals.add(k);
     cache.items.push(m);
     added += 1;
   }
-  if (!ordered) cache.items.sort((a, b) => cmpId(a.id, b.id));
+  if (!ordered) cache.items.sort(cmpMessages);
+  advanceSeq(cache);
   return added;
 }
 
-/** After a reconnect, caches of chats not on screen missed messages: drop them (they reload on open). */
-export function dropBackgroundCaches() {
-  for (const k of [...state.messages.keys()]) {
-    if (k !== state.activeChatId) state.messages.delete(k);
-  }
+/**
+ * The server's copy of a message takes the place of the one written in from its ack (whose
+ * time was the client's guess). Returns whether it did. No event.
+ */
+export function replaceLocal(cache, message) {
+  const k = key(message.id);
+  if (message.local || !cache.locals.has(k)) return false;
+  const i = cache.items.findIndex((m) => key(m.id) === k);
+  cache.locals.delete(k);
+  if (i < 0) return false;
+  cache.items[i] = message;
+  return true;
+}
+
+/** The chat's latest page arrived: from it on, the cache holds the chat without a gap. */
+export function noteLatestPage(cache, page) {
+  let top = 0;
+  for (const m of page || []) if (hasSeq(m) && m.seq > top) top = m.seq;
+  cache.lastSeq = Math.max(top, cache.lastSeq ?? 0);
+  advanceSeq(cache);
+}
+
+function advanceSeq(cache) {
+  if (cache.lastSeq == null) return;
+  while (cache.seqs.has(cache.lastSeq + 1)) cache.lastSeq += 1;
 }
 
 /**
  * A new message arrived live: it becomes the chat's preview, and counts as unread unless
  * it is ours or `seen` (on screen). Returns whether it is newer than the preview we had.
- * Emits 'chats' when it is.
+ * Emits 'chats' when the preview changed.
  */
 export function notePreview(chat, message, seen) {
-  const isNew = !chat.last_message || cmpId(message.id, chat.last_message.id) > 0;
-  if (!isNew) return false;
+  const last = chat.last_message;
+  if (last && sameId(last.id, message.id)) {
+    // The same message again; the server's copy replaces one written in from an ack.
+    if (last.local && !message.local) {
+      chat.last_message = message;
+      emit('chats');
+    }
+    return false;
+  }
+  if (last && cmpMessages(message, last) <= 0) return false;
   chat.last_message = message;
   if (!isMe(message.user_id) && !seen) chat.unread = (Number(chat.unread) || 0) + 1;
   emit('chats');
@@ -360,40 +411,7 @@ export function notePreview(chat, message, seen) {
 }
 
 export const newestId = (cache) => (cache?.items.length ? cache.items[cache.items.length - 1].id : null);
-export const oldestId = (cache) => (cache?.items.length ? cache.items[0].id : null);
-
-// ---------------------------------------------------------------------------
-// Outbox. Items: {tempId, chatId, text, state: 'queued' | 'sent' | 'failed', sentAt, timer}.
-// Updating an item's state is left to the sender (actions/messages.js), which emits 'outbox'.
-
-/** Put a typed message in the outbox. No event: the sender emits once it tried sending. */
-export function queueOutgoing(chatKey, text) {
-  state.outboxSeq += 1;
-  const item = { tempId: `p${state.outboxSeq}`, chatId: chatKey, text, state: 'queued', timer: 0 };
-  state.outbox.push(item);
-  return item;
-}
-
-export const outboxItem = (tempId) => state.outbox.find((i) => i.tempId === tempId);
-
-/** Take an item out of the outbox. No event. */
-export function dropOutgoing(item) {
-  clearTimeout(item.timer);
-  state.outbox = state.outbox.filter((i) => i !== item);
-}
-
-/**
- * Find the outbox item a server message of ours confirms and drop it: exact text first,
- * otherwise the oldest in flight (the server may normalise text). Returns it, or null.
- */
-export function confirmOutgoing(chatKey, message) {
-  if (!isMe(message.user_id)) return null;
-  const candidates = state.outbox.filter((i) => i.chatId === chatKey && i.state !== 'queued');
-  const item = candidates.find((i) => i.text === message.message)
-    || candidates.find((i) => i.state === 'sent');
-  if (item) dropOutgoing(item);
-  return item || null;
-}
+export const oldest = (cache) => (cache?.items.length ? cache.items[0] : null);
 
 // ---------------------------------------------------------------------------
 // Typing (other people's)

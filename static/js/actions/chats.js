@@ -5,6 +5,7 @@
 
 import { api } from '../api.js';
 import * as S from '../store.js';
+import { dropChatOutgoing, dropOutgoing } from '../outbox.js';
 import { toast, reportError } from '../views/feedback.js';
 import { stopTyping, typingDone } from './typing.js';
 import { isVisible, markReadIfVisible } from './receipts.js';
@@ -41,6 +42,10 @@ function applyChats(list) {
   const kept = S.replaceChats(list, active && isVisible(active) ? active : null);
   if (kept) loadDetails(active); // is the open chat still ours? 403/404 there removes it
   if (active) markReadIfVisible(active);
+  // A message refused for a chat no longer listed could never be seen again: forget it.
+  for (const item of [...S.state.outbox]) {
+    if (item.final && !S.state.chats.has(item.chatId)) dropOutgoing(item);
+  }
 }
 
 export function closeChat() {
@@ -54,6 +59,7 @@ function removeChatLocally(chatKey, message) {
   const chat = S.state.chats.get(chatKey);
   if (S.state.activeChatId === chatKey) closeChat();
   S.removeChat(chatKey);
+  dropChatOutgoing(chatKey); // it could never be delivered now
   if (message && chat) toast(message.replace('{title}', S.chatTitle(chat)));
 }
 

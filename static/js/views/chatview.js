@@ -17,9 +17,9 @@ const JUMBO_RE = /^(?:\p{Extended_Pictographic}|\p{Emoji_Modifier}|\u200d|\ufe0f
 let els = null;
 let actions = null;
 let currentKey = null;
-let nodes = new Map();        // message id -> element
+let nodes = new Map();        // message id -> {m, el}: the element drawn for that message object
 let dayNodes = new Map();     // day key -> separator element
-let pendingNodes = new Map(); // outbox tempId -> element
+let pendingNodes = new Map(); // outbox clientId -> element
 let emptyEl = null;
 let seenEl = null;
 let unseenBelow = 0;          // new messages that arrived while scrolled up
@@ -258,11 +258,13 @@ function renderMessages(kind = 'status', { mine = false } = {}) {
     if (day !== prevDay) desired.push(daySeparator(day, when));
 
     const id = S.key(m.id);
-    let node = nodes.get(id);
-    if (!node) {
-      node = messageNode(m, group);
-      nodes.set(id, node);
+    // Drawn again when the message object changed (the server's copy of one we sent).
+    let entry = nodes.get(id);
+    if (!entry || entry.m !== m) {
+      entry = { m, el: messageNode(m, group) };
+      nodes.set(id, entry);
     }
+    const node = entry.el;
     const next = items[i + 1];
     const nextWhen = next && (parseTime(next.created_at) || new Date());
     const first = day !== prevDay || !continues(prev, m, when);
@@ -279,7 +281,7 @@ function renderMessages(kind = 'status', { mine = false } = {}) {
   const pending = S.state.outbox.filter((item) => item.chatId === k);
   const livePending = new Set();
   for (const item of pending) {
-    livePending.add(item.tempId);
+    livePending.add(item.clientId);
     desired.push(pendingNode(item));
   }
   for (const id of [...pendingNodes.keys()]) if (!livePending.has(id)) pendingNodes.delete(id);
@@ -393,15 +395,15 @@ function messageNode(m, group) {
 }
 
 function pendingNode(item) {
-  let el = pendingNodes.get(item.tempId);
+  let el = pendingNodes.get(item.clientId);
   if (!el) {
-    el = h('div', { class: 'msg mine pending grp-first grp-last', testid: 'message-pending', 'data-temp-id': item.tempId },
+    el = h('div', { class: 'msg mine pending grp-first grp-last', testid: 'message-pending', 'data-client-id': item.clientId },
       h('div', { class: 'msg-col' },
         h('div', { class: 'bubble' },
           h('span', { class: 'msg-text', dir: 'auto' }, linkify(item.text)),
           h('span', { class: 'msg-meta' })),
         h('div', { class: 'pending-status' })));
-    pendingNodes.set(item.tempId, el);
+    pendingNodes.set(item.clientId, el);
   }
   if (el.dataset.state === item.state) return el;
   el.dataset.state = item.state;
@@ -413,9 +415,9 @@ function pendingNode(item) {
     h('span', { class: 'sr-only' }, failed ? 'Not delivered' : 'Sending'));
   if (failed) {
     status.replaceChildren('Not delivered. ',
-      h('button', { type: 'button', class: 'link-btn', 'data-action': 'retry-send', 'data-temp-id': item.tempId }, 'Retry'),
+      h('button', { type: 'button', class: 'link-btn', 'data-action': 'retry-send', 'data-client-id': item.clientId }, 'Retry'),
       ' · ',
-      h('button', { type: 'button', class: 'link-btn', 'data-action': 'discard-send', 'data-temp-id': item.tempId }, 'Delete'));
+      h('button', { type: 'button', class: 'link-btn', 'data-action': 'discard-send', 'data-client-id': item.clientId }, 'Delete'));
   } else if (item.state === 'queued') {
     status.replaceChildren('Waiting for connection…');
   } else {
@@ -455,8 +457,8 @@ function onListClick(e) {
   if (!btn) return;
   const action = btn.dataset.action;
   if (action === 'retry-load') actions.retryLoad();
-  else if (action === 'retry-send') actions.retryPending(btn.dataset.tempId);
-  else if (action === 'discard-send') actions.discardPending(btn.dataset.tempId);
+  else if (action === 'retry-send') actions.retryPending(btn.dataset.clientId);
+  else if (action === 'discard-send') actions.discardPending(btn.dataset.clientId);
 }
 
 // ---------------------------------------------------------------------------
