@@ -192,12 +192,19 @@ async fn a_flooding_socket_is_slowed_down_not_served_or_dropped() {
     let mut a = ann.ws_chat(chat).await;
     a.expect("own status", |v| is_status(v, "ann", true)).await;
     for n in 0..100 {
-        a.send_json(json!({"message": format!("flood {n}")})).await;
+        a.send_json(json!({"message": format!("flood {n}"), "client_id": format!("c{n}")}))
+            .await;
     }
     let limited = a
         .expect("rate_limited", |v| v["code"] == "rate_limited")
         .await;
     assert_eq!(limited["action"], "error");
+    assert!(
+        limited["client_id"]
+            .as_str()
+            .is_some_and(|c| c.starts_with('c')),
+        "the refusal names the refused message: {limited}"
+    );
     let (_, history) = ann.get(&format!("/chats/{chat}/messages?limit=200")).await;
     let stored = history.as_array().unwrap().len();
     assert!(

@@ -390,6 +390,14 @@ impl ClientFrame {
         )
     }
 
+    /// The `client_id` of a message, if it has one.
+    pub fn client_id(&self) -> Option<&str> {
+        match self {
+            Self::Send { client_id, .. } => client_id.as_deref(),
+            _ => None,
+        }
+    }
+
     /// The chat the frame names, if it names one.
     pub fn chat_id(&self) -> Option<i64> {
         match self {

@@ -236,11 +236,19 @@ impl Session {
                 let reply = if bucket.take() {
                     session.handle(&msg).await
                 } else {
+                    // The refusal names the message it refuses, so its sender can retry it.
+                    let client_id = msg
+                        .as_str()
+                        .ok()
+                        .and_then(|text| ClientFrame::parse(text).ok())
+                        .and_then(|frame| frame.client_id().map(str::to_owned));
                     Some(Reply::Event(
-                        ServerEvent::error(
-                            "Too many frames; slow down. This one was not processed.",
-                            "rate_limited",
-                        )
+                        ServerEvent::Action(Action::Error {
+                            detail: "Too many frames; slow down. This one was not processed."
+                                .into(),
+                            code: "rate_limited",
+                            client_id,
+                        })
                         .to_json(),
                     ))
                 };
