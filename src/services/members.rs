@@ -165,13 +165,11 @@ mod tests {
     #[tokio::test]
     async fn a_private_group_cannot_be_joined() {
         let mut m = Mocks::default();
-        m.chats.expect_access().returning(|_, _| {
-            Ok(ChatAccess::Outsider(chat(
-                3,
-                ChatKind::Group,
-                Visibility::Private,
-            )))
-        });
+        m.access(ChatAccess::Outsider(chat(
+            3,
+            ChatKind::Group,
+            Visibility::Private,
+        )));
         m.chats.expect_add_member().times(0);
         m.bus.expect_publish().times(0);
         let err = m.members().join(&me(), ChatId(3)).await.unwrap_err();
@@ -181,12 +179,10 @@ mod tests {
     #[tokio::test]
     async fn only_the_owner_removes_others() {
         let mut m = Mocks::default();
-        m.chats.expect_access().returning(|_, _| {
-            Ok(ChatAccess::Member(
-                chat(3, ChatKind::Group, Visibility::Private),
-                Role::Member,
-            ))
-        });
+        m.access(ChatAccess::Member(
+            chat(3, ChatKind::Group, Visibility::Private),
+            Role::Member,
+        ));
         m.chats.expect_remove_member().times(0);
         m.bus.expect_publish().times(0);
         let err = m

@@ -216,9 +216,7 @@ mod tests {
     #[tokio::test]
     async fn a_post_to_a_missing_chat_is_not_found() {
         let mut m = Mocks::default();
-        m.chats
-            .expect_access()
-            .returning(|_, _| Ok(ChatAccess::NoSuchChat));
+        m.access(ChatAccess::NoSuchChat);
         m.messages.expect_insert().times(0);
         m.bus.expect_publish().times(0);
         let err = m
@@ -233,12 +231,10 @@ mod tests {
     async fn a_member_post_is_stored_then_published_as_stored() {
         let mut m = Mocks::default();
         let mut seq = mockall::Sequence::new();
-        m.chats.expect_access().returning(|_, _| {
-            Ok(ChatAccess::Member(
-                chat(9, ChatKind::Direct, Visibility::Private),
-                Role::Member,
-            ))
-        });
+        m.access(ChatAccess::Member(
+            chat(9, ChatKind::Direct, Visibility::Private),
+            Role::Member,
+        ));
         m.messages
             .expect_insert()
             .withf(|n| {
@@ -271,12 +267,10 @@ mod tests {
 
     /// Ann, a member of chat 9.
     fn a_member(m: &mut Mocks) {
-        m.chats.expect_access().returning(|_, _| {
-            Ok(ChatAccess::Member(
-                chat(9, ChatKind::Group, Visibility::Private),
-                Role::Member,
-            ))
-        });
+        m.access(ChatAccess::Member(
+            chat(9, ChatKind::Group, Visibility::Private),
+            Role::Member,
+        ));
     }
 
     /// A message of chat 9 as storage returns it.
@@ -444,13 +438,11 @@ mod tests {
     #[tokio::test]
     async fn replay_for_a_non_member_reads_nothing() {
         let mut m = Mocks::default();
-        m.chats.expect_access().returning(|_, _| {
-            Ok(ChatAccess::Outsider(chat(
-                9,
-                ChatKind::Group,
-                Visibility::Public,
-            )))
-        });
+        m.access(ChatAccess::Outsider(chat(
+            9,
+            ChatKind::Group,
+            Visibility::Public,
+        )));
         m.messages.expect_list().times(0);
 
         let err = m
@@ -465,12 +457,10 @@ mod tests {
     #[tokio::test]
     async fn a_failed_insert_publishes_nothing() {
         let mut m = Mocks::default();
-        m.chats.expect_access().returning(|_, _| {
-            Ok(ChatAccess::Member(
-                chat(9, ChatKind::Direct, Visibility::Private),
-                Role::Member,
-            ))
-        });
+        m.access(ChatAccess::Member(
+            chat(9, ChatKind::Direct, Visibility::Private),
+            Role::Member,
+        ));
         m.messages
             .expect_insert()
             .returning(|_| Err(Error::unexpected(anyhow::anyhow!("disk full"))));
@@ -486,12 +476,10 @@ mod tests {
     #[tokio::test]
     async fn a_read_marker_that_does_not_move_is_not_announced() {
         let mut m = Mocks::default();
-        m.chats.expect_access().returning(|_, _| {
-            Ok(ChatAccess::Member(
-                chat(9, ChatKind::Direct, Visibility::Private),
-                Role::Member,
-            ))
-        });
+        m.access(ChatAccess::Member(
+            chat(9, ChatKind::Direct, Visibility::Private),
+            Role::Member,
+        ));
         m.messages.expect_exists_in().returning(|_, _| Ok(true));
         m.chats.expect_mark_read().returning(|_, _, _| Ok(false));
         m.bus.expect_publish().times(0);

@@ -7,7 +7,7 @@ use chrono::{TimeZone, Utc};
 
 use super::{ChatService, Limits, MembershipService, MessageService, PresenceService};
 use crate::domain::{
-    AuthUser, Chat, ChatId, ChatKind, ChatName, SessionId, UserId, Username, Visibility,
+    AuthUser, Chat, ChatAccess, ChatId, ChatKind, ChatName, SessionId, UserId, Username, Visibility,
 };
 use crate::ports::{
     MockChatRepo, MockClock, MockEventBus, MockMessageRepo, MockPresenceTracker, MockUserRepo,
@@ -33,6 +33,13 @@ fn clock() -> Arc<MockClock> {
 }
 
 impl Mocks {
+    /// Storage answers every question of access to a chat with `access`.
+    pub fn access(&mut self, access: ChatAccess) {
+        self.chats
+            .expect_access()
+            .returning(move |_, _| Ok(access.clone()));
+    }
+
     pub fn chats(self) -> ChatService {
         ChatService::new(
             Arc::new(self.chats),
