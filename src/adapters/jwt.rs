@@ -1,5 +1,6 @@
-//! Access tokens as HS256 JSON Web Tokens: `sub` is the user id, `jti` the session id, `exp`
-//! always checked, and the algorithm pinned so a token cannot choose how it is verified.
+//! Access tokens as HS256 JSON Web Tokens: `sub` is the user id, `jti` the session id, `iat`
+//! and `nbf` the moment of issue, `exp` and `nbf` always checked, and the algorithm pinned so a
+//! token cannot choose how it is verified.
 
 use chrono::{DateTime, Duration, Utc};
 use jsonwebtoken::errors::ErrorKind;
@@ -13,11 +14,18 @@ use crate::ports::TokenService;
 /// The shortest secret accepted, in bytes.
 pub const MIN_SECRET_LEN: usize = 32;
 
+/// How far ahead of this server's clock a token's `nbf` may be: servers sharing the secret
+/// have clocks that differ a little, and a token issued by one must work at once on another.
+const CLOCK_SKEW_SECS: i64 = 5;
+
 #[derive(Debug, Serialize, Deserialize)]
 struct JwtClaims {
     sub: String,
     jti: String,
     iat: i64,
+    /// Absent only from tokens issued before Parley set it; they were signed here all the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nbf: Option<i64>,
     exp: i64,
 }
 
@@ -60,6 +68,7 @@ impl JwtTokens {
             sub: user.0.to_string(),
             jti: uuid::Uuid::new_v4().simple().to_string(),
             iat: now.timestamp(),
+            nbf: Some(now.timestamp()),
             exp: expires_at.timestamp(),
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
@@ -80,6 +89,12 @@ impl TokenService for JwtTokens {
                 _ => Error::Unauthenticated,
             })?;
         let c = data.claims;
+        // Checked here rather than by the library, whose leeway would loosen `exp` as well.
+        if c.nbf
+            .is_some_and(|nbf| nbf > Utc::now().timestamp() + CLOCK_SKEW_SECS)
+        {
+            return Err(Error::Unauthenticated);
+        }
         let user_id = c
             .sub
             .parse()
@@ -133,6 +148,74 @@ mod tests {
             .issue_at(UserId(1), Utc::now() - Duration::minutes(31))
             .unwrap();
         assert!(matches!(t.verify(&old.token), Err(Error::TokenExpired)));
+    }
+
+    /// The claims of a token signed with the test secret, as JSON.
+    fn claims_of(token: &str) -> serde_json::Value {
+        jsonwebtoken::decode::<serde_json::Value>(
+            token,
+            &DecodingKey::from_secret(SECRET),
+            &Validation::new(Algorithm::HS256),
+        )
+        .unwrap()
+        .claims
+    }
+
+    /// A token signed with the test secret over `claims`.
+    fn signed(claims: &JwtClaims) -> String {
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            claims,
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap()
+    }
+
+    fn claims_at(now: DateTime<Utc>, nbf: Option<DateTime<Utc>>) -> JwtClaims {
+        JwtClaims {
+            sub: "1".into(),
+            jti: "session".into(),
+            iat: now.timestamp(),
+            nbf: nbf.map(|t| t.timestamp()),
+            exp: (now + Duration::minutes(30)).timestamp(),
+        }
+    }
+
+    #[test]
+    fn a_token_carries_iat_and_nbf_at_its_issue() {
+        let t = tokens();
+        let before = Utc::now().timestamp();
+        let token = t.issue(UserId(3)).unwrap();
+        let claims = claims_of(&token.token);
+        let iat = claims["iat"].as_i64().unwrap();
+        assert!(iat >= before && iat <= Utc::now().timestamp(), "{claims}");
+        assert_eq!(claims["nbf"], claims["iat"], "{claims}");
+        assert_eq!(claims["exp"].as_i64().unwrap(), iat + 30 * 60);
+    }
+
+    #[test]
+    fn a_token_not_yet_valid_is_refused() {
+        let now = Utc::now();
+        let early = signed(&claims_at(now, Some(now + Duration::minutes(1))));
+        assert!(matches!(
+            tokens().verify(&early),
+            Err(Error::Unauthenticated)
+        ));
+    }
+
+    #[test]
+    fn a_token_valid_from_now_or_a_little_ahead_is_accepted() {
+        let now = Utc::now();
+        for nbf in [now - Duration::minutes(1), now, now + Duration::seconds(2)] {
+            let token = signed(&claims_at(now, Some(nbf)));
+            assert!(tokens().verify(&token).is_ok(), "nbf {nbf}");
+        }
+    }
+
+    #[test]
+    fn a_token_from_before_nbf_was_set_still_verifies() {
+        let token = signed(&claims_at(Utc::now(), None));
+        assert_eq!(tokens().verify(&token).unwrap().user_id, UserId(1));
     }
 
     #[test]

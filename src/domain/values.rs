@@ -1,10 +1,72 @@
 //! Values that validate themselves: once you hold a [`Username`], an [`Email`], a [`Password`],
-//! a [`MessageBody`], a [`ChatName`] or a [`ClientId`], it obeys Parley's rules, so nothing
-//! downstream checks again.
+//! a [`MessageBody`], a [`ChatName`], a [`ClientId`] or a [`LoginName`], it obeys Parley's
+//! rules, so nothing downstream checks again.
+//!
+//! The text rules are the same on every storage backend because they are decided here, before
+//! storage sees the text: no field takes a control character other than newline and tab (a NUL
+//! would be refused by PostgreSQL and kept by SQLite); messages and group names must show
+//! something; usernames and group names take no bidirectional override or isolate, which could
+//! make a name read as someone else's. Text is refused, never cleaned: what is accepted is
+//! stored as it was sent, surrounding whitespace aside.
 
 use std::fmt;
 
 use super::error::ValidationError;
+
+/// A control character no text field takes: every one but newline and tab.
+fn is_refused_control(c: char) -> bool {
+    c.is_control() && c != '\n' && c != '\t'
+}
+
+/// A character that shows nothing on its own: whitespace, the characters Unicode marks
+/// default-ignorable (zero-width spaces and joiners, direction marks and overrides, word
+/// joiners, variation selectors, U+FEFF, U+180E, fillers, tags), and the blank braille cell.
+fn is_invisible(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{034F}'
+                | '\u{061C}'
+                | '\u{115F}'
+                | '\u{1160}'
+                | '\u{17B4}'
+                | '\u{17B5}'
+                | '\u{180B}'..='\u{180F}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{206F}'
+                | '\u{2800}'
+                | '\u{3164}'
+                | '\u{FE00}'..='\u{FE0F}'
+                | '\u{FEFF}'
+                | '\u{FFA0}'
+                | '\u{1BCA0}'..='\u{1BCA3}'
+                | '\u{1D173}'..='\u{1D17A}'
+                | '\u{E0000}'..='\u{E0FFF}'
+        )
+}
+
+/// A bidirectional override or isolate (U+202A-U+202E, U+2066-U+2069): it reorders the text
+/// around it, so `ann\u{202E}nib` reads as another name.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Refuses `raw` on `field` when it holds a control character other than newline and tab.
+fn refuse_controls(
+    raw: &str,
+    field: &'static str,
+    what: &'static str,
+) -> Result<(), ValidationError> {
+    if raw.chars().any(is_refused_control) {
+        return Err(ValidationError::new(
+            field,
+            format!("{what} must not contain control characters other than newline and tab."),
+        ));
+    }
+    Ok(())
+}
 
 /// A username: 3 to 32 ASCII letters, digits, `_`, `.` or `-`. Unique regardless of case.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -17,8 +79,16 @@ impl Username {
     /// Parses a username as typed, surrounding whitespace ignored.
     ///
     /// # Errors
-    /// [`ValidationError`] on field `username` when the length or a character is wrong.
+    /// [`ValidationError`] on field `username` for a control character, a bidirectional
+    /// override or isolate, a wrong length or a character outside the alphabet.
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        refuse_controls(raw, "username", "Username")?;
+        if raw.chars().any(is_bidi_control) {
+            return Err(ValidationError::new(
+                "username",
+                "Username must not contain bidirectional override or isolate characters.",
+            ));
+        }
         let s = raw.trim();
         let len = s.chars().count();
         if !(Self::MIN..=Self::MAX).contains(&len) {
@@ -65,6 +135,7 @@ impl Email {
     /// # Errors
     /// [`ValidationError`] on field `email`.
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        refuse_controls(raw, "email", "Email")?;
         let s = raw.trim();
         let invalid = || ValidationError::new("email", "Email is not a valid address.");
         if s.is_empty()
@@ -115,9 +186,10 @@ impl Password {
     /// Parses a new password and its confirmation.
     ///
     /// # Errors
-    /// [`ValidationError`] on `password` for a bad length, on `password_confirm` when the two
-    /// differ.
+    /// [`ValidationError`] on `password` for a bad length or a control character other than
+    /// newline and tab, on `password_confirm` when the two differ.
     pub fn parse_new(password: &str, confirm: &str) -> Result<Self, ValidationError> {
+        refuse_controls(password, "password", "Password")?;
         let len = password.chars().count();
         if !(Self::MIN..=Self::MAX).contains(&len) {
             return Err(ValidationError::new(
@@ -155,7 +227,8 @@ impl fmt::Debug for Password {
     }
 }
 
-/// The text of a message: trimmed, 1 to `max` characters.
+/// The text of a message: trimmed, 1 to `max` characters, at least one of them visible, no
+/// control character but newline and tab. Kept otherwise exactly as sent.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MessageBody(String);
 
@@ -163,13 +236,22 @@ impl MessageBody {
     /// Parses a message body against the configured limit.
     ///
     /// # Errors
-    /// [`ValidationError`] on field `message` when it is blank or longer than `max` characters.
+    /// [`ValidationError`] on field `message` when it holds a control character other than
+    /// newline and tab, is blank, shows nothing (only invisible characters) or is longer than
+    /// `max` characters.
     pub fn parse(raw: &str, max: usize) -> Result<Self, ValidationError> {
+        refuse_controls(raw, "message", "Message")?;
         let s = raw.trim();
         if s.is_empty() {
             return Err(ValidationError::new(
                 "message",
                 "Message must not be empty.",
+            ));
+        }
+        if s.chars().all(is_invisible) {
+            return Err(ValidationError::new(
+                "message",
+                "Message must contain visible characters.",
             ));
         }
         if s.chars().count() > max {
@@ -191,7 +273,8 @@ impl MessageBody {
     }
 }
 
-/// The name of a group chat: trimmed, 1 to 64 characters.
+/// The name of a group chat: trimmed, 1 to 64 characters, at least one of them visible, no
+/// control character and no bidirectional override or isolate.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChatName(String);
 
@@ -199,8 +282,10 @@ impl ChatName {
     pub const MAX: usize = 64;
 
     /// # Errors
-    /// [`ValidationError`] on field `name`.
+    /// [`ValidationError`] on field `name` for a control character, a wrong length, a
+    /// bidirectional override or isolate, or a name of invisible characters only.
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        refuse_controls(raw, "name", "Name")?;
         let s = raw.trim();
         let len = s.chars().count();
         if len == 0 || len > Self::MAX {
@@ -209,10 +294,23 @@ impl ChatName {
                 format!("Name must be 1 to {} characters long.", Self::MAX),
             ));
         }
+        // A name is one line: not even newline and tab.
         if s.chars().any(char::is_control) {
             return Err(ValidationError::new(
                 "name",
                 "Name must not contain control characters.",
+            ));
+        }
+        if s.chars().any(is_bidi_control) {
+            return Err(ValidationError::new(
+                "name",
+                "Name must not contain bidirectional override or isolate characters.",
+            ));
+        }
+        if s.chars().all(is_invisible) {
+            return Err(ValidationError::new(
+                "name",
+                "Name must contain visible characters.",
             ));
         }
         Ok(Self(s.to_owned()))
@@ -260,6 +358,26 @@ impl ClientId {
     /// Wraps a client id read back from storage.
     pub fn from_trusted(s: String) -> Self {
         Self(s)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What a person types to log in: a username or an email, trimmed, without control
+/// characters. It is not checked against the username or email rules, so that a login name
+/// which cannot exist is refused the same way as one that does not.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoginName(String);
+
+impl LoginName {
+    /// # Errors
+    /// [`ValidationError`] on field `username` (the login form's field) when it holds a
+    /// control character other than newline and tab.
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        refuse_controls(raw, "username", "Username")?;
+        Ok(Self(raw.trim().to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -435,5 +553,106 @@ mod tests {
             let err = ClientId::parse(bad).unwrap_err();
             assert_eq!(err.field, "client_id", "{bad:?}");
         }
+    }
+
+    #[test]
+    fn no_field_takes_a_control_character_but_newline_and_tab() {
+        let refused = [
+            "\u{0}",
+            "\u{1b}[31m",
+            "\r",
+            "\u{7f}",
+            "\u{85}",
+            "\u{9b}",
+            "\u{8}",
+        ];
+        for c in refused {
+            let word = format!("ann{c}lee");
+            let field = |r: Result<(), ValidationError>| r.unwrap_err().field;
+            assert_eq!(field(Username::parse(&word).map(drop)), "username", "{c:?}");
+            assert_eq!(
+                field(Email::parse(&format!("{word}@example.com")).map(drop)),
+                "email",
+                "{c:?}"
+            );
+            let pw = format!("password{c}123");
+            assert_eq!(field(Password::parse_new(&pw, &pw).map(drop)), "password");
+            assert_eq!(field(MessageBody::parse(&word, 100).map(drop)), "message");
+            assert_eq!(field(ChatName::parse(&word).map(drop)), "name");
+            assert_eq!(field(ClientId::parse(&word).map(drop)), "client_id");
+            assert_eq!(field(LoginName::parse(&word).map(drop)), "username");
+        }
+    }
+
+    #[test]
+    fn newline_and_tab_are_kept_where_text_runs_on() {
+        let text = "first line\n\tsecond line";
+        assert_eq!(MessageBody::parse(text, 100).unwrap().as_str(), text);
+        let pw = "pass\tword\n123";
+        assert_eq!(Password::parse_new(pw, pw).unwrap().expose(), pw);
+        // A name is one line.
+        assert!(ChatName::parse("two\nlines").is_err());
+        assert!(ChatName::parse("tab\there").is_err());
+    }
+
+    #[test]
+    fn a_message_is_stored_exactly_as_accepted() {
+        for ok in [
+            "family: \u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}",
+            "\u{05E9}\u{05DC}\u{05D5}\u{05DD} \u{202E}reversed\u{202C} \u{2067}isolated\u{2069}",
+            "soft\u{AD}hyphen and zero\u{200B}width",
+            "caf\u{65}\u{301} \u{2764}\u{FE0F}",
+        ] {
+            assert_eq!(MessageBody::parse(ok, 200).unwrap().as_str(), ok, "{ok:?}");
+        }
+    }
+
+    #[test]
+    fn text_of_invisible_characters_only_is_refused() {
+        for blank in [
+            "\u{200B}",
+            "\u{200B}\u{200C}\u{200D}",
+            "\u{200E}\u{200F}",
+            "\u{2060}\u{2061}\u{2062}\u{2063}\u{2064}",
+            "\u{FEFF}",
+            "\u{180E}",
+            " \u{200B} \u{3000} \u{A0}",
+            "\u{2800}",
+            "\u{3164}",
+            "\u{202E}",
+        ] {
+            let err = MessageBody::parse(blank, 100).unwrap_err();
+            assert_eq!(err.field, "message", "{blank:?}");
+            let err = ChatName::parse(blank).unwrap_err();
+            assert_eq!(err.field, "name", "{blank:?}");
+        }
+        assert!(MessageBody::parse("\u{200B}a", 100).is_ok());
+        assert!(ChatName::parse("\u{200B}a").is_ok());
+    }
+
+    #[test]
+    fn names_refuse_bidirectional_overrides_and_isolates() {
+        for c in '\u{202A}'..='\u{202E}' {
+            assert!(ChatName::parse(&format!("ann{c}lee")).is_err(), "{c:?}");
+            assert!(Username::parse(&format!("ann{c}lee")).is_err(), "{c:?}");
+        }
+        for c in '\u{2066}'..='\u{2069}' {
+            assert!(ChatName::parse(&format!("ann{c}lee")).is_err(), "{c:?}");
+            assert!(Username::parse(&format!("ann{c}lee")).is_err(), "{c:?}");
+        }
+        // Right-to-left text and the marks that help it are names like any other.
+        assert!(ChatName::parse("\u{05E9}\u{05DC}\u{05D5}\u{05DD} team").is_ok());
+        assert!(ChatName::parse("\u{05E9}\u{200F} 2").is_ok());
+    }
+
+    #[test]
+    fn a_login_name_is_trimmed_and_otherwise_free() {
+        assert_eq!(LoginName::parse("  ann  ").unwrap().as_str(), "ann");
+        assert_eq!(
+            LoginName::parse("Ann@Example.com").unwrap().as_str(),
+            "Ann@Example.com"
+        );
+        assert!(LoginName::parse("no such \u{fc}ser").is_ok());
+        assert_eq!(LoginName::parse("a\u{0}").unwrap_err().field, "username");
     }
 }

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use crate::domain::error::{Error, Result};
 use chrono::Duration;
 
-use crate::domain::{AccessToken, AuthUser, Email, Event, NewUser, Password, User, Username};
+use crate::domain::{
+    AccessToken, AuthUser, Email, Event, LoginName, NewUser, Password, User, Username,
+};
 use crate::ports::{
     Clock, EventBus, LoginFailures, PasswordHasher, SessionRepo, TokenService, UserRepo,
 };
@@ -78,12 +80,16 @@ impl AuthService {
     /// Checks a username-or-email and password and issues a token.
     ///
     /// # Errors
-    /// `InvalidCredentials`, the same whether the user exists or not; `TooManyAttempts` after
-    /// ten failures on one login within fifteen minutes, until they are past.
+    /// `Invalid` on `username` for a login name with a control character (refused before any
+    /// lookup, hashing or counting); `InvalidCredentials`, the same whether the user exists or
+    /// not; `TooManyAttempts` after ten failures on one login within fifteen minutes, until
+    /// they are past.
     pub async fn login(&self, login: &str, password: &Password) -> Result<AccessToken> {
+        let login = LoginName::parse(login)?;
+        let login = login.as_str();
         let now = self.clock.now();
         // Counted per login as typed, case-folded: the username and the email are two keys.
-        let key = login.trim().to_lowercase();
+        let key = login.to_lowercase();
         if let Some(failed) = self.failures.get(&key, now).await?
             && failed.count >= MAX_FAILURES
         {
@@ -91,7 +97,7 @@ impl AuthService {
                 failed.until.format("%H:%M UTC").to_string(),
             ));
         }
-        let user = self.users.find_by_login(login.trim()).await?;
+        let user = self.users.find_by_login(login).await?;
         let hash = user
             .as_ref()
             .map_or(DECOY_HASH, |u| u.password_hash.as_str());
@@ -305,6 +311,22 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(token.token, "t");
+    }
+
+    #[tokio::test]
+    async fn a_login_name_with_a_control_character_is_refused_before_anything_else() {
+        let mut m = Mocks::new();
+        m.failures.checkpoint();
+        m.failures.expect_get().times(0);
+        m.failures.expect_add().times(0);
+        m.users.expect_find_by_login().times(0);
+        m.hasher.expect_verify().times(0);
+        m.tokens.expect_issue().times(0);
+        let err = m
+            .service()
+            .login("ann\u{0}", &Password::for_login("correct horse"))
+            .await;
+        assert!(matches!(err, Err(Error::Invalid(v)) if v.field == "username"));
     }
 
     #[tokio::test]

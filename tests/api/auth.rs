@@ -16,6 +16,8 @@ on_every_backend!(
     users_lists_everyone_else_by_username,
     unknown_routes_answer_in_the_error_shape,
     repeated_failed_logins_are_throttled,
+    login_and_registration_from_a_foreign_origin_are_refused,
+    login_and_registration_from_an_allowed_origin_or_none_work,
 );
 
 async fn register_returns_the_new_account(backend: Backend) {
@@ -283,5 +285,113 @@ async fn repeated_failed_logins_are_throttled(backend: Backend) {
     );
     // Another account is not affected.
     app.user("bob").await;
+    app.stop().await;
+}
+
+/// Sends `body` to `path` with `content_type` and the given `origin` / `referer`; the status
+/// and the answer.
+async fn post_from(
+    app: &TestApp,
+    path: &str,
+    content_type: &str,
+    body: String,
+    origin: Option<&str>,
+    referer: Option<&str>,
+) -> (u16, Value) {
+    let mut req = app
+        .client()
+        .post(app.url(path))
+        .header("content-type", content_type)
+        .body(body);
+    if let Some(o) = origin {
+        req = req.header("origin", o);
+    }
+    if let Some(r) = referer {
+        req = req.header("referer", r);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+async fn login_and_registration_from_a_foreign_origin_are_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.user("ann").await;
+    let login_json = json!({"username": "ann", "password": "password123"}).to_string();
+    let login_form = "username=ann&password=password123".to_owned();
+    let register = register_body("mallory", "m@example.com", "password123", "password123");
+    let evil = "https://evil.example";
+    let own_lookalike = format!("{}.evil.example", app.base);
+    for (origin, referer) in [
+        (Some(evil), None),
+        (Some("null"), None),
+        (Some(own_lookalike.as_str()), None),
+        (None, Some("https://evil.example/login.html")),
+        (Some(evil), Some(format!("{}/", app.base).as_str())),
+    ] {
+        for (path, content_type, body) in [
+            ("/auth/login", "application/json", login_json.clone()),
+            (
+                "/auth/login",
+                "application/x-www-form-urlencoded",
+                login_form.clone(),
+            ),
+            ("/auth/login", "text/plain", login_json.clone()),
+            ("/auth/register", "application/json", register.to_string()),
+            ("/auth/register", "text/plain", register.to_string()),
+        ] {
+            let (status, res) = post_from(&app, path, content_type, body, origin, referer).await;
+            let what = format!("{path} {content_type} origin {origin:?} referer {referer:?}");
+            assert_eq!(status, 403, "{what}: {res}");
+            assert_eq!(res["code"], "origin_not_allowed", "{what}");
+        }
+    }
+    // Nothing was registered: the name is still free.
+    let (status, body) = app.register(register).await;
+    assert_eq!(status, 201, "{body}");
+    app.stop().await;
+}
+
+async fn login_and_registration_from_an_allowed_origin_or_none_work(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let own = app.base.clone();
+    let page = format!("{own}/index.html");
+    for (i, (origin, referer)) in [
+        (Some(own.as_str()), None),
+        (None, Some(page.as_str())),
+        (None, None),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let name = format!("user{i}");
+        let body = register_body(
+            &name,
+            &format!("{name}@example.com"),
+            "password123",
+            "password123",
+        );
+        let (status, res) = post_from(
+            &app,
+            "/auth/register",
+            "application/json",
+            body.to_string(),
+            origin,
+            referer,
+        )
+        .await;
+        assert_eq!(status, 201, "register {origin:?} {referer:?}: {res}");
+        let (status, res) = post_from(
+            &app,
+            "/auth/login",
+            "application/x-www-form-urlencoded",
+            format!("username={name}&password=password123"),
+            origin,
+            referer,
+        )
+        .await;
+        assert_eq!(status, 200, "login {origin:?} {referer:?}: {res}");
+        assert!(res["access_token"].is_string());
+    }
     app.stop().await;
 }

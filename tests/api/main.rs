@@ -37,6 +37,7 @@ mod cookies;
 mod delivery;
 mod faults;
 mod groups;
+mod hygiene;
 mod lifecycle;
 mod sockets;
 mod sqlite_wal;

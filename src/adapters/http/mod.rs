@@ -2,6 +2,7 @@
 //! response headers that keep browsers safe. It turns requests into calls on the domain
 //! services and domain errors into `{"detail", "code"}` responses.
 
+pub mod access_log;
 pub mod auth;
 mod delivered;
 pub mod dto;
@@ -18,9 +19,11 @@ use rust_embed::RustEmbed;
 use salvo::affix_state;
 use salvo::catch_panic::CatchPanic;
 use salvo::catcher::Catcher;
+use salvo::http::Method;
 use salvo::oapi::OpenApi;
 use salvo::oapi::swagger_ui::SwaggerUi;
 use salvo::prelude::*;
+use salvo::routing::{FilterInfo, filters};
 use salvo::serve_static::static_embed;
 use tokio::sync::watch;
 
@@ -87,6 +90,33 @@ async fn security_headers(req: &mut Request, res: &mut Response) {
     }
 }
 
+/// Lets every route that answers `GET` answer `HEAD` with the same handler; salvo sends a
+/// `HEAD` answer without its body.
+fn answer_head_like_get(router: &mut Router) {
+    for child in &mut router.routers {
+        answer_head_like_get(child);
+    }
+    let heads: Vec<Router> = router
+        .routers
+        .iter()
+        .filter(|r| is_get_route(r))
+        .map(|get| {
+            let mut head = Router::with_filter(filters::head());
+            head.hoops.clone_from(&get.hoops);
+            head.goal.clone_from(&get.goal);
+            head
+        })
+        .collect();
+    router.routers.extend(heads);
+}
+
+/// A route of the kind `Router::get` adds: a `GET` filter and a handler, nothing else.
+fn is_get_route(r: &Router) -> bool {
+    r.goal.is_some()
+        && r.routers.is_empty()
+        && matches!(r.filters.as_slice(), [f] if matches!(f.info(), FilterInfo::Method(m) if m == Method::GET))
+}
+
 /// The whole HTTP surface over `state`.
 pub fn service(state: Arc<HttpState>) -> Service {
     let api = Router::new()
@@ -117,7 +147,7 @@ pub fn service(state: Arc<HttpState>) -> Service {
                 .push(Router::with_path("{chat_id}").get(routes::chat_details)),
         );
     let doc = OpenApi::new("Parley", env!("CARGO_PKG_VERSION")).merge_router(&api);
-    let router = Router::new()
+    let mut router = Router::new()
         // A bug in one handler answers that request with a 500, not a dropped connection.
         .hoop(CatchPanic::new())
         .hoop(affix_state::inject(state))
@@ -128,7 +158,9 @@ pub fn service(state: Arc<HttpState>) -> Service {
         .push(doc.into_router("/openapi.json"))
         .push(SwaggerUi::new("/openapi.json").into_router("/docs"))
         .push(Router::with_path("{**path}").get(static_embed::<Assets>().defaults("index.html")));
-    Service::new(router).catcher(
+    // After the API description is drawn, so that it lists each route once.
+    answer_head_like_get(&mut router);
+    Service::new(router).hoop(access_log::log_request).catcher(
         Catcher::default()
             .hoop(security_headers)
             .hoop(error::catch_status),

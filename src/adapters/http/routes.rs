@@ -10,7 +10,8 @@ use salvo::prelude::*;
 use serde::de::DeserializeOwned;
 
 use super::HttpState;
-use super::auth::{COOKIE, authenticate};
+use super::access_log;
+use super::auth::{COOKIE, authenticate, check_origin};
 use super::dto::*;
 use super::error::ApiError;
 use crate::domain::{AuthUser, ChatId, MessageId, PageRequest, Password, UserId};
@@ -25,9 +26,10 @@ pub(super) fn state(depot: &Depot) -> Arc<HttpState> {
         .expect("HttpState is injected by the router")
 }
 
-async fn caller(depot: &Depot, req: &Request) -> Result<(Arc<HttpState>, AuthUser), ApiError> {
+async fn caller(depot: &mut Depot, req: &Request) -> Result<(Arc<HttpState>, AuthUser), ApiError> {
     let state = state(depot);
     let me = authenticate(&state, req).await?;
+    access_log::note_caller(depot, me.id);
     Ok((state, me))
 }
 
@@ -90,13 +92,17 @@ fn query_id(req: &Request, name: &'static str) -> Result<Option<i64>, ApiError> 
 }
 
 /// Register a new account.
-#[endpoint(tags("auth"), request_body = RegisterBody, status_codes(201, 409, 422, 400))]
+///
+/// From a browser, only from an allowed origin: a page elsewhere gets 403, whatever the
+/// content type it sends.
+#[endpoint(tags("auth"), request_body = RegisterBody, status_codes(201, 400, 403, 409, 422))]
 pub async fn register(
     req: &mut Request,
     depot: &mut Depot,
     res: &mut Response,
 ) -> Result<Json<UserOut>, ApiError> {
     let state = state(depot);
+    check_origin(&state, req, false)?;
     let body: RegisterBody = json_body(req).await?;
     let (username, email, password) = body.try_into_domain().map_err(crate::domain::Error::from)?;
     let user = state.auth.register(username, email, password).await?;
@@ -107,14 +113,17 @@ pub async fn register(
 /// Log in with a username or email and a password.
 ///
 /// Accepts `application/x-www-form-urlencoded` (as OAuth2 password clients send) or JSON. Also
-/// sets the token in an HttpOnly `access_token` cookie.
-#[endpoint(tags("auth"), request_body = LoginBody, status_codes(200, 401, 422, 400))]
+/// sets the token in an HttpOnly `access_token` cookie. From a browser, only from an allowed
+/// origin, so that no other site can sign a visitor into an account of its choosing.
+#[endpoint(tags("auth"), request_body = LoginBody, status_codes(200, 400, 401, 403, 422))]
 pub async fn login(
     req: &mut Request,
     depot: &mut Depot,
     res: &mut Response,
 ) -> Result<Json<TokenOut>, ApiError> {
     let state = state(depot);
+    // Refused before the body is read or a password hashed.
+    check_origin(&state, req, false)?;
     let is_form = req
         .content_type()
         .is_some_and(|m| m.subtype() == "x-www-form-urlencoded");
