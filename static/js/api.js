@@ -94,6 +94,8 @@ function query(params) {
 export const api = {
   // Session
   me: ({ auth = false } = {}) => request('GET', '/auth/me', { auth }),
+  // Answers 200 signed in or not: { authenticated, user? }.
+  session: () => request('GET', '/auth/session', { auth: false }),
   login: (username, password) =>
     request('POST', '/auth/login', { body: { username, password }, auth: false }),
   register: ({ username, email, password, password_confirm }) =>

@@ -68,16 +68,18 @@ async function boot() {
   wireGlobalControls();
   setUnauthorizedHandler(sessionEnded);
 
-  let me;
+  // Asked in a way that answers 200 either way, so a first visit logs no failed request.
+  let session;
   try {
-    me = await api.me();
+    session = await api.session();
   } catch (err) {
     hideSplash();
-    showAuth(err.status === 401 ? '' : err.detail);
+    showAuth(err.detail);
     return;
   }
   hideSplash();
-  enterApp(me);
+  if (session.authenticated) enterApp(session.user);
+  else showAuth('');
 }
 
 function hideSplash() {
@@ -178,7 +180,9 @@ function probeSession() {
   const now = Date.now();
   if (now - lastProbe < 4000) return;
   lastProbe = now;
-  api.me({ auth: true }).catch(() => { /* network errors: keep reconnecting */ });
+  api.session()
+    .then((session) => { if (!session.authenticated) sessionEnded(); })
+    .catch(() => { /* network errors: keep reconnecting */ });
 }
 
 // ---------------------------------------------------------------------------

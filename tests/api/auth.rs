@@ -395,3 +395,42 @@ async fn login_and_registration_from_an_allowed_origin_or_none_work(backend: Bac
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_session_check_answers_200_signed_in_or_not() {
+    let app = TestApp::spawn(Backend::Memory).await;
+    let ann = app.user("ann").await;
+    let anonymous = app
+        .client()
+        .get(app.url("/auth/session"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 200);
+    assert_eq!(
+        anonymous.json::<Value>().await.unwrap(),
+        json!({"authenticated": false})
+    );
+    let (status, signed_in) = ann.get("/auth/session").await;
+    assert_eq!(status, 200);
+    assert_eq!(signed_in["authenticated"], true);
+    assert_eq!(signed_in["user"]["username"], "ann");
+    assert_eq!(signed_in["user"]["id"], ann.id);
+    let forged = app
+        .client()
+        .get(app.url("/auth/session"))
+        .bearer_auth("not.a.token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        forged.status(),
+        200,
+        "a bad token is no session, not an error"
+    );
+    assert_eq!(
+        forged.json::<Value>().await.unwrap()["authenticated"],
+        false
+    );
+    app.stop().await;
+}

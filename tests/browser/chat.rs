@@ -6,7 +6,7 @@ use std::time::Instant;
 use serde_json::json;
 
 use crate::driver::Browser;
-use crate::page::{ANON_PROBE, enter, tid};
+use crate::page::{enter, tid};
 use crate::setup;
 use crate::support::app::{Backend, TestApp};
 
@@ -76,7 +76,7 @@ async fn direct_chat_between_two_browsers() {
     }
 
     // Presence: Bob closes his browser; Ann's header says when he was last seen...
-    bob.assert_clean_console(&[ANON_PROBE]).await;
+    bob.assert_clean_console(&[]).await;
     bob.close().await;
     let status = ann
         .wait_text_where("Bob to be shown offline", &tid("chat-status"), |s| {
@@ -93,7 +93,7 @@ async fn direct_chat_between_two_browsers() {
     bob.assert_once(&all).await;
 
     for b in [&ann, &bob] {
-        b.assert_clean_console(&[ANON_PROBE]).await;
+        b.assert_clean_console(&[]).await;
     }
     tokio::join!(ann.close(), bob.close());
     app.stop().await;
@@ -180,7 +180,7 @@ async fn server_restart_is_survived() {
     // Errors of failed connection attempts while the server was down are expected; any
     // other error (a script error, say) is not.
     for b in [&ann, &bob] {
-        b.assert_clean_console(&[ANON_PROBE, "WebSocket connection to", "net::ERR_"])
+        b.assert_clean_console(&["WebSocket connection to", "net::ERR_"])
             .await;
     }
     tokio::join!(ann.close(), bob.close());
@@ -285,7 +285,7 @@ async fn unsent_messages_are_delivered_once_after_a_restart_and_a_reload() {
     assert_eq!(texts, all, "each message stored once, in order");
 
     // Failed attempts while the server was down are expected; nothing else may be logged.
-    ann.assert_clean_console(&[ANON_PROBE, "WebSocket connection to", "net::ERR_"])
+    ann.assert_clean_console(&["WebSocket connection to", "net::ERR_"])
         .await;
     ann.close().await;
     app.stop().await;

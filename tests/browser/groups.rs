@@ -6,7 +6,7 @@ use std::time::Instant;
 use serde_json::json;
 
 use crate::driver::Browser;
-use crate::page::{ANON_PROBE, chat_item, tid};
+use crate::page::{chat_item, tid};
 use crate::setup;
 use crate::support::app::{Backend, TestApp};
 
@@ -92,7 +92,7 @@ async fn group_created_joined_and_shared_by_three() {
     ann.screenshot("chat-list").await;
 
     for b in [&ann, &bob, &carol] {
-        b.assert_clean_console(&[ANON_PROBE]).await;
+        b.assert_clean_console(&[]).await;
     }
     tokio::join!(ann.close(), bob.close(), carol.close());
     app.stop().await;

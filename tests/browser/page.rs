@@ -8,10 +8,6 @@ use serde_json::{Value, json};
 use crate::driver::{Browser, POLL};
 use crate::support::app::{PASSWORD, TestApp};
 
-/// The one console error a visit without a session logs: the session check's expected 401.
-pub const ANON_PROBE: &str =
-    "/auth/me - Failed to load resource: the server responded with a status of 401";
-
 /// `[data-testid="id"]`.
 pub fn tid(id: &str) -> String {
     format!(r#"[data-testid="{id}"]"#)

@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use crate::driver::Browser;
-use crate::page::{ANON_PROBE, tid};
+use crate::page::tid;
 use crate::setup;
 use crate::support::app::{Backend, TestApp};
 
@@ -46,7 +46,7 @@ async fn phone_layout_shows_one_pane_at_a_time() {
     ann.wait_visible(&tid("chat-list")).await;
     ann.wait_hidden(&tid("composer-input")).await;
 
-    ann.assert_clean_console(&[ANON_PROBE]).await;
+    ann.assert_clean_console(&[]).await;
     ann.close().await;
     app.stop().await;
     eprintln!("took {:?}", started.elapsed());

@@ -44,6 +44,15 @@ pub struct UserOut {
     pub email: String,
 }
 
+/// Whether a request is signed in, and as whom.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionOut {
+    pub authenticated: bool,
+    /// The account, when signed in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<UserOut>,
+}
+
 impl From<User> for UserOut {
     fn from(u: User) -> Self {
         Self {

@@ -123,6 +123,7 @@ pub fn service(state: Arc<HttpState>) -> Service {
         .push(Router::with_path("auth/register").post(routes::register))
         .push(Router::with_path("auth/login").post(routes::login))
         .push(Router::with_path("auth/me").get(routes::current_user))
+        .push(Router::with_path("auth/session").get(routes::session))
         .push(Router::with_path("auth/logout").post(routes::logout))
         .push(Router::with_path("users").get(routes::list_users))
         .push(Router::with_path("rooms").get(routes::list_rooms))

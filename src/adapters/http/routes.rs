@@ -165,6 +165,23 @@ pub async fn current_user(req: &mut Request, depot: &mut Depot) -> Result<Json<U
     Ok(Json(state.auth.me(&me).await?.into()))
 }
 
+/// Whether the request carries a valid session, and whose. Always 200, so that a page can ask
+/// on its first visit without a failed request in its console.
+#[endpoint(tags("auth"), status_codes(200))]
+pub async fn session(req: &mut Request, depot: &mut Depot) -> Result<Json<SessionOut>, ApiError> {
+    match caller(depot, req).await {
+        Ok((state, me)) => Ok(Json(SessionOut {
+            authenticated: true,
+            user: Some(state.auth.me(&me).await?.into()),
+        })),
+        Err(e) if e.status == StatusCode::UNAUTHORIZED => Ok(Json(SessionOut {
+            authenticated: false,
+            user: None,
+        })),
+        Err(e) => Err(e),
+    }
+}
+
 /// End the session: the token stops working everywhere and its sockets close.
 #[endpoint(tags("auth"), status_codes(204, 401, 403))]
 pub async fn logout(
