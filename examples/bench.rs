@@ -51,8 +51,16 @@ fn report(name: &str, mut samples: Vec<Duration>) {
 #[tokio::main]
 async fn main() {
     let db = std::env::args().nth(1).unwrap_or_else(|| "sqlite".into());
-    // The fan-out senders post as fast as they can; lift the per-socket flood limit.
-    let s = Server::start(&db, &[("PARLEY_WS_FRAMES_PER_SECOND", "1000000")]).await;
+    // The fan-out senders post as fast as they can, and one user holds the idle sockets:
+    // lift the per-socket flood limit and the per-user socket cap.
+    let s = Server::start(
+        &db,
+        &[
+            ("PARLEY_WS_FRAMES_PER_SECOND", "1000000"),
+            ("PARLEY_MAX_SOCKETS_PER_USER", "0"),
+        ],
+    )
+    .await;
     println!(
         "parley bench on {db}, {} cores",
         std::thread::available_parallelism().map_or(0, |n| n.get())

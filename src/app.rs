@@ -222,9 +222,8 @@ impl App {
             Arc::new(LocalPresence::new()),
         );
 
-        let listener = tokio::net::TcpListener::bind(config.bind)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.bind))?;
+        let listener =
+            listen(config.bind).with_context(|| format!("cannot listen on {}", config.bind))?;
         let local_addr = listener.local_addr()?;
 
         let registry = Arc::new(Registry::new());
@@ -251,6 +250,7 @@ impl App {
             shutdown: shutdown_rx,
             frames_per_second: config.ws_frames_per_second,
             resume_max_messages: config.resume_max_messages,
+            max_sockets_per_user: config.max_sockets_per_user as usize,
         });
         Ok(Self {
             listener,
@@ -306,6 +306,27 @@ impl App {
     }
 }
 
+/// A listening socket on `addr` whose accepted connections have `TCP_NODELAY` set.
+///
+/// Without it, a second frame written to a socket within one round trip waits for the
+/// client's delayed ACK (30-40 ms on Linux) behind Nagle's algorithm. salvo's acceptor does not
+/// set the option on what it accepts and does not hand out the accepted stream, so it is set
+/// once on the listening socket, from which Linux and the BSDs copy it into every accepted one
+/// (the test below checks an accepted socket, not the listener). Otherwise this binds as
+/// [`tokio::net::TcpListener::bind`] does: address reuse on Unix and a backlog of 1024.
+fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.set_nodelay(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
 /// Resolves on Ctrl-C or SIGTERM.
 async fn signal() {
     let ctrl_c = async {
@@ -343,4 +364,76 @@ fn allowed_origins(config: &Config, addr: SocketAddr) -> HashSet<String> {
         origins.insert(format!("http://[::1]:{port}"));
     }
     origins
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read as _, Write as _};
+    use std::mem::ManuallyDrop;
+    use std::net::TcpStream;
+
+    use super::*;
+
+    /// The server's end of the TCP connection whose client end is `client`, found among this
+    /// process's open files.
+    #[cfg(target_os = "linux")]
+    fn server_end_of(client: &TcpStream) -> Option<ManuallyDrop<TcpStream>> {
+        use std::os::fd::FromRawFd as _;
+        let (ours, server) = (client.local_addr().ok()?, client.peer_addr().ok()?);
+        std::fs::read_dir("/proc/self/fd")
+            .ok()?
+            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .find_map(|fd| {
+                // SAFETY: the stream is only queried and never dropped, so the descriptor is
+                // neither closed nor taken from its owner; on a descriptor that is not a
+                // socket the queries fail.
+                let stream = ManuallyDrop::new(unsafe { TcpStream::from_raw_fd(fd) });
+                let is_it = stream.local_addr().ok() == Some(server)
+                    && stream.peer_addr().ok() == Some(ours);
+                is_it.then_some(stream)
+            })
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn accepted_connections_have_nodelay() {
+        // Arrange
+        let config = Config {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database_url: Some("memory://".into()),
+            ..Config::default()
+        };
+        let app = App::build(config).await.unwrap();
+        let addr = app.local_addr();
+        let stopper = app.stopper();
+        let server = tokio::spawn(app.run_until_stopped());
+
+        // Act: one request on a connection that stays open, so the server has accepted it.
+        let client = tokio::task::spawn_blocking(move || {
+            let mut client = TcpStream::connect(addr).unwrap();
+            client
+                .write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                .unwrap();
+            let mut head = [0_u8; 12];
+            client.read_exact(&mut head).unwrap();
+            assert_eq!(&head, b"HTTP/1.1 200");
+            client
+        })
+        .await
+        .unwrap();
+
+        // Assert
+        let accepted = server_end_of(&client).expect("the server's end of the connection");
+        assert!(
+            accepted.nodelay().unwrap(),
+            "TCP_NODELAY on the accepted socket"
+        );
+        assert!(
+            !client.nodelay().unwrap(),
+            "the client's end was left as it was"
+        );
+        drop(client);
+        stopper.stop();
+        server.await.unwrap().unwrap();
+    }
 }

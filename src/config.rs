@@ -37,6 +37,8 @@ pub struct Config {
     pub ws_frames_per_second: u32,
     /// The most messages a socket's `resume` replays; from further back it gets `resync`.
     pub resume_max_messages: u32,
+    /// The most sockets one user may hold open on this instance; 0 for no limit.
+    pub max_sockets_per_user: u32,
     /// The URL people reach this server at (e.g. `https://chat.example.com`); its origin is
     /// allowed, and an https one makes the session cookie Secure.
     pub public_url: Option<String>,
@@ -61,6 +63,7 @@ impl Default for Config {
             max_message_chars: 4000,
             ws_frames_per_second: 20,
             resume_max_messages: 1000,
+            max_sockets_per_user: 20,
             public_url: None,
             allowed_origins: String::new(),
             cookie_secure: None,

@@ -181,3 +181,37 @@ async fn typing_stops_by_itself_and_when_the_typist_vanishes() {
     assert!(gone.elapsed() < Duration::from_secs(3));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_user_holds_at_most_twenty_sockets() {
+    let app = TestApp::spawn(Backend::Memory).await;
+    let ann = app.user("ann").await;
+    let mut open = Vec::new();
+    for _ in 0..20 {
+        open.push(ann.ws_all().await);
+    }
+    let url = format!("ws://{}/ws?token={}", app.addr, ann.token);
+    assert_eq!(
+        crate::support::app::try_connect(&url, &[]).await.err(),
+        Some(429)
+    );
+    // The refusal says when to come back, in the usual error shape.
+    let refused = app
+        .client()
+        .get(app.url(&format!("/ws?token={}", ann.token)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["code"], "too_many_sockets");
+    // Closing one frees its place.
+    drop(open.pop());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while crate::support::app::try_connect(&url, &[]).await.is_err() {
+        assert!(Instant::now() < deadline, "a closed socket frees its place");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.stop().await;
+}

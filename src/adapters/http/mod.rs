@@ -56,6 +56,8 @@ pub struct HttpState {
     pub frames_per_second: u32,
     /// The most messages a resume replays; further back gets `resync`.
     pub resume_max_messages: u32,
+    /// The most sockets one user may hold open in this process; 0 for no limit.
+    pub max_sockets_per_user: usize,
 }
 
 impl HttpState {

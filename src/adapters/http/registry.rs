@@ -252,6 +252,11 @@ impl Registry {
             .is_some_and(|c| c.chats.contains(&chat))
     }
 
+    /// How many sockets `user` has open in this process.
+    pub fn sockets_of(&self, user: UserId) -> usize {
+        self.lock().by_user.get(&user).map_or(0, HashSet::len)
+    }
+
     /// How many sockets are open.
     pub fn len(&self) -> usize {
         self.lock().conns.len()

@@ -29,6 +29,8 @@ use crate::services::TYPING_EXPIRES_AFTER;
 /// The largest frame or message a client may send; bigger ones close the socket (1009).
 /// Anything below it is read, and a body over the message limit gets an `error` event.
 const MAX_FRAME: usize = 64 * 1024;
+/// What a refused socket is told to wait before trying again, in seconds.
+const SOCKET_RETRY_AFTER_SECS: u64 = 5;
 /// How often the server pings; a client that has not answered by the next ping is gone.
 const HEARTBEAT: Duration = Duration::from_secs(30);
 /// The longest one frame may wait to be sent; a client that reads nothing for this long is
@@ -54,7 +56,16 @@ async fn authenticate_socket(state: &HttpState, req: &Request) -> Result<AuthUse
     // Browsers always send Origin on a WebSocket handshake; a cookie-only handshake without
     // one did not come from a page we can vouch for.
     check_origin(state, req, source == Source::Cookie)?;
-    Ok(state.auth.authenticate(&token).await?)
+    let me = state.auth.authenticate(&token).await?;
+    let cap = state.max_sockets_per_user;
+    if cap > 0 && state.registry.sockets_of(me.id) >= cap {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_sockets",
+            format!("At most {cap} sockets per user; close one first."),
+        ));
+    }
+    Ok(me)
 }
 
 /// `GET /ws/{chat_id}`: a socket for one chat.
@@ -101,6 +112,10 @@ pub async fn user_socket(req: &mut Request, depot: &mut Depot, res: &mut Respons
 }
 
 fn refuse(res: &mut Response, e: ApiError) {
+    if e.status == StatusCode::TOO_MANY_REQUESTS {
+        res.add_header("retry-after", SOCKET_RETRY_AFTER_SECS, true)
+            .ok();
+    }
     res.status_code(e.status);
     res.render(Json(e.body()));
 }
