@@ -159,3 +159,63 @@ pub fn pct(sorted: &[Duration], p: f64) -> Duration {
     }
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
+
+impl Server {
+    /// Creates a group named `name` owned by `token`'s user with `members`: its id.
+    pub async fn group_chat(&self, token: &str, name: &str, members: &[i64]) -> i64 {
+        let chat: Value = reqwest::Client::new()
+            .post(format!("{}/chats", self.base))
+            .bearer_auth(token)
+            .json(&json!({"name": name, "member_ids": members}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        chat["chat_id"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("no group: {chat}"))
+    }
+
+    /// A WebSocket on `path` from the local address `source` (so that many thousands of
+    /// sockets do not run out of ephemeral ports on one source address).
+    pub async fn ws_from(&self, path: &str, token: &str, source: std::net::IpAddr) -> Ws {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(std::net::SocketAddr::new(source, 0)).unwrap();
+        let stream = socket.connect(self.addr.parse().unwrap()).await.unwrap();
+        let url = format!("ws://{}{path}?token={token}", self.addr);
+        tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream))
+            .await
+            .unwrap()
+            .0
+    }
+
+    /// The CPU time the server has used so far (user and system), in clock ticks.
+    pub fn cpu_ticks(&self) -> u64 {
+        cpu_ticks(self.pid())
+    }
+}
+
+/// The CPU time process `pid` has used so far (user and system), in clock ticks.
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may hold spaces:
+    // utime and stime are the 14th and 15th fields of the line, so the 12th and 13th here.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(11) + field(12)
+}
+
+/// Clock ticks per second, the unit of [`cpu_ticks`].
+pub fn ticks_per_second() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(ticks).unwrap_or(100)
+}
