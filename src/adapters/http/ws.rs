@@ -12,7 +12,7 @@ use futures_util::{SinkExt, StreamExt};
 use salvo::http::StatusCode;
 use salvo::prelude::*;
 use salvo::websocket::{Message, WebSocket, WebSocketUpgrade};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::HttpState;
@@ -156,6 +156,8 @@ struct Session {
     protocol: Protocol,
     /// When this socket last said its user is typing, per chat, until they stop.
     typing: Mutex<HashMap<ChatId, Instant>>,
+    /// Wakes the typing expiry when the user starts typing.
+    typing_started: Notify,
     streams: Mutex<Streams>,
 }
 
@@ -216,6 +218,7 @@ impl Session {
             scope,
             protocol,
             typing: Mutex::new(HashMap::new()),
+            typing_started: Notify::new(),
             streams: Mutex::new(Streams::default()),
         };
         let (mut sink, mut stream) = ws.split();
@@ -314,11 +317,20 @@ impl Session {
                 }
             }
         };
+        // Sleeps until the user types, so an idle socket costs no timer wake-ups.
         let typing_expiry = async {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
-                tick.tick().await;
-                session.stop_typing(TYPING_EXPIRES_AFTER).await;
+                let empty = session
+                    .typing
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .is_empty();
+                if empty {
+                    session.typing_started.notified().await;
+                } else {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    session.stop_typing(TYPING_EXPIRES_AFTER).await;
+                }
             }
         };
         let close: Option<(u16, &str)> = tokio::select! {
@@ -545,6 +557,7 @@ impl Session {
                 ..
             } => {
                 typing.insert(chat, Instant::now());
+                self.typing_started.notify_one();
             }
             ClientFrame::Typing { .. } | ClientFrame::Send { .. } => {
                 typing.remove(&chat);
