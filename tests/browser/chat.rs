@@ -109,8 +109,7 @@ async fn server_restart_is_survived() {
     };
     let started = Instant::now();
     let app = TestApp::spawn(Backend::Sqlite).await;
-    let ann_api = app.user("ann").await;
-    let bob_api = app.user("bob").await;
+    let [ann_api, bob_api] = app.users(["ann", "bob"]).await;
     let chat = ann_api.direct_with(&bob_api).await;
     ann_api.post_message(chat, "Before the restart").await;
 
@@ -198,8 +197,7 @@ async fn unsent_messages_are_delivered_once_after_a_restart_and_a_reload() {
     };
     let started = Instant::now();
     let app = TestApp::spawn(Backend::Sqlite).await;
-    let ann_api = app.user("ann").await;
-    let bob_api = app.user("bob").await;
+    let [ann_api, bob_api] = app.users(["ann", "bob"]).await;
     let chat = ann_api.direct_with(&bob_api).await;
     bob_api.post_message(chat, "Are you there?").await;
 

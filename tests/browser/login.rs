@@ -102,8 +102,7 @@ async fn reload_keeps_session_and_history() {
     };
     let started = Instant::now();
     let app = TestApp::spawn(Backend::Sqlite).await;
-    let ann_api = app.user("ann").await;
-    let bob_api = app.user("bob").await;
+    let [ann_api, bob_api] = app.users(["ann", "bob"]).await;
     let chat = bob_api.direct_with(&ann_api).await;
     bob_api.post_message(chat, "Morning!").await;
     bob_api.post_message(chat, "Did you get the tickets?").await;

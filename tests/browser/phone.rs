@@ -15,8 +15,7 @@ async fn phone_layout_shows_one_pane_at_a_time() {
     };
     let started = Instant::now();
     let app = TestApp::spawn(Backend::Sqlite).await;
-    let ann_api = app.user("ann").await;
-    let bob_api = app.user("bob").await;
+    let [ann_api, bob_api] = app.users(["ann", "bob"]).await;
     let chat = bob_api.direct_with(&ann_api).await;
     bob_api
         .post_message(chat, "Are we still on for lunch?")
