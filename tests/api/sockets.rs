@@ -218,6 +218,14 @@ async fn the_original_socket_hears_only_its_five_kinds_unless_it_opts_in() {
     let heard = original.until_message("last").await;
     assert!(heard.iter().all(original_kind), "{heard:?}");
     assert!(heard.iter().any(|v| v["action"] == "typing"), "{heard:?}");
+    // Resume is of the newer protocol too: refused here with an error the old client knows.
+    original
+        .send_json(json!({"action": "resume", "after_seq": 0}))
+        .await;
+    let refused = original
+        .expect("resume refused", |v| v["action"] == "error")
+        .await;
+    assert_eq!(refused["code"], "unknown_action", "{refused}");
     // Opted in, the same chat's socket hears all of it. The frames of bob's socket and the
     // requests of cid race, so their events may come in either order.
     let heard = v2.until_message("last").await;
