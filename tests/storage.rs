@@ -129,6 +129,11 @@ contract!(
     a_repeated_client_id_stores_once_and_uses_no_seq,
     concurrent_sends_of_one_client_id_store_one_message_without_a_gap,
     a_client_id_names_a_message_of_one_sender_in_one_chat,
+    // the group commit
+    insert_all_stores_each_in_order_and_answers_each_as_insert_would,
+    insert_all_stores_a_client_id_repeated_within_the_batch_once,
+    a_message_refused_in_a_batch_leaves_the_others_stored_without_a_gap,
+    concurrent_batches_across_chats_take_every_seq_once,
     // sessions
     revoked_sessions_are_remembered,
     revoking_twice_is_fine_and_keeps_the_later_expiry,
@@ -1804,4 +1809,162 @@ async fn postgres_migration_numbers_existing_messages_in_id_order() {
 
     assert!(refused.is_err(), "stored a message without a seq");
     assert_backfilled(&store).await;
+}
+
+async fn insert_all_stores_each_in_order_and_answers_each_as_insert_would<S: Store>(s: S) {
+    let ann = user(&s, "ann").await;
+    let bob = user(&s, "bob").await;
+    let one = group(&s, "One", Visibility::Private, &ann, &[&bob]).await;
+    let two = group(&s, "Two", Visibility::Private, &ann, &[&bob]).await;
+    insert(&s, &new_message(one.id, &ann, "before", 0)).await;
+    let (sent_id, _) = insert(&s, &resendable(two.id, &bob, "sent", "b-1")).await;
+    let batch = [
+        new_message(two.id, &ann, "two-a", 1),
+        new_message(one.id, &bob, "one-a", 2),
+        new_message(ChatId(one.id.0 + 1000), &ann, "nowhere", 3),
+        resendable(two.id, &bob, "sent again", "b-1"),
+        new_message(one.id, &ann, "one-b", 4),
+        resendable(two.id, &ann, "two-b", "a-1"),
+    ];
+
+    let done = s.insert_all(&batch).await;
+
+    assert_eq!(done.len(), batch.len());
+    let mut done = done.into_iter();
+    let mut next = || done.next().unwrap();
+    let two_a = stored(next().unwrap());
+    let one_a = stored(next().unwrap());
+    assert!(matches!(next(), Err(Error::ChatNotFound)));
+    let again = existing(next().unwrap());
+    assert_eq!((again.id, again.body.as_str()), (sent_id, "sent"));
+    let one_b = stored(next().unwrap());
+    let two_b = stored(next().unwrap());
+    // Each chat's messages take its next seqs, in the order given, with no gap.
+    assert_eq!((one_a.1, one_b.1), (Seq(2), Seq(3)));
+    assert_eq!((two_a.1, two_b.1), (Seq(2), Seq(3)));
+    assert!(one_a.0 < one_b.0 && two_a.0 < two_b.0);
+    let listed = s.list(one.id, HistoryPage::latest(10)).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(),
+        ["before", "one-a", "one-b"]
+    );
+    let listed = s.list(two.id, HistoryPage::latest(10)).await.unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|m| (m.seq.0, m.body.as_str()))
+            .collect::<Vec<_>>(),
+        [(1, "sent"), (2, "two-a"), (3, "two-b")]
+    );
+    assert_eq!(
+        listed[2].client_id.as_ref().map(ClientId::as_str),
+        Some("a-1")
+    );
+    let (_, after) = insert(&s, &new_message(two.id, &ann, "after", 6)).await;
+    assert_eq!(after, Seq(4));
+}
+
+async fn insert_all_stores_a_client_id_repeated_within_the_batch_once<S: Store>(s: S) {
+    let ann = user(&s, "ann").await;
+    let chat = group(&s, "Club", Visibility::Private, &ann, &[]).await;
+    let batch = [
+        resendable(chat.id, &ann, "once", "c-1"),
+        new_message(chat.id, &ann, "plain", 1),
+        resendable(chat.id, &ann, "once, resent", "c-1"),
+    ];
+
+    let done: Vec<Inserted> = s
+        .insert_all(&batch)
+        .await
+        .into_iter()
+        .map(|d| d.unwrap_or_else(|e| panic!("insert_all: {e:?}")))
+        .collect();
+
+    let (id, seq) = stored(done[0].clone());
+    assert_eq!(stored(done[1].clone()).1, Seq(seq.0 + 1));
+    let again = existing(done[2].clone());
+    assert_eq!((again.id, again.body.as_str()), (id, "once"));
+    assert_eq!(seq_page(&s, chat.id, None, None, 10).await, [1, 2]);
+}
+
+async fn concurrent_batches_across_chats_take_every_seq_once<S: Store>(s: S) {
+    let s = Arc::new(s);
+    let ann = user(&*s, "ann").await;
+    let mut chats = Vec::new();
+    for name in ["A", "B", "C"] {
+        chats.push(group(&*s, name, Visibility::Private, &ann, &[]).await.id);
+    }
+    const BATCHES: usize = 12;
+
+    // Every batch names the chats in another order, so that batches that locked chats as
+    // they came would wait for each other.
+    let tasks: Vec<_> = (0..BATCHES)
+        .map(|t| {
+            let s = s.clone();
+            let ann = ann.clone();
+            let mut order = chats.clone();
+            order.rotate_left(t % 3);
+            if t % 2 == 1 {
+                order.reverse();
+            }
+            tokio::spawn(async move {
+                let batch: Vec<NewMessage> = order
+                    .iter()
+                    .flat_map(|&chat| {
+                        [0, 1].map(|i| new_message(chat, &ann, &format!("{t}/{i}"), 0))
+                    })
+                    .collect();
+                let done = s.insert_all(&batch).await;
+                batch
+                    .iter()
+                    .zip(done)
+                    .map(|(m, d)| d.map(|d| (m.chat_id, stored(d))))
+                    .collect::<Result<Vec<_>, Error>>()
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(
+            task.await
+                .unwrap()
+                .unwrap_or_else(|e| panic!("insert_all: {e:?}")),
+        );
+    }
+
+    for chat in chats {
+        let mut taken: Vec<i64> = all
+            .iter()
+            .filter(|(c, _)| *c == chat)
+            .map(|(_, (_, seq))| seq.0)
+            .collect();
+        taken.sort_unstable();
+        assert_eq!(taken, (1..=(BATCHES as i64 * 2)).collect::<Vec<_>>());
+        assert_eq!(
+            seq_page(&*s, chat, None, None, 100).await,
+            (1..=(BATCHES as i64 * 2)).collect::<Vec<_>>()
+        );
+    }
+}
+
+async fn a_message_refused_in_a_batch_leaves_the_others_stored_without_a_gap<S: Store>(s: S) {
+    let ann = user(&s, "ann").await;
+    let chat = group(&s, "Club", Visibility::Private, &ann, &[]).await;
+    let ghost = User {
+        id: UserId(ann.id.0 + 1000),
+        ..ann.clone()
+    };
+    let batch = [
+        new_message(chat.id, &ann, "first", 0),
+        new_message(chat.id, &ghost, "boo", 1),
+        new_message(chat.id, &ann, "second", 2),
+    ];
+
+    let mut done = s.insert_all(&batch).await.into_iter();
+
+    assert_eq!(stored(done.next().unwrap().unwrap()).1, Seq(1));
+    let err = done.next().unwrap().unwrap_err();
+    assert!(matches!(err, Error::UserNotFound), "got {err:?}");
+    assert_eq!(stored(done.next().unwrap().unwrap()).1, Seq(2));
+    assert_eq!(seq_page(&s, chat.id, None, None, 10).await, [1, 2]);
 }

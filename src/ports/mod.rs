@@ -177,6 +177,20 @@ pub trait MessageRepo: Send + Sync + 'static {
     /// not. Nothing is stored and no seq is used then.
     async fn insert(&self, message: &NewMessage) -> Result<Inserted>;
 
+    /// Stores several messages as [`insert`](Self::insert) stores each, in the order given,
+    /// with one commit where the store can: the group commit of messages posted at about the
+    /// same time. Returns what `insert` would have returned for each, in the same order; a
+    /// message refused (an unknown chat, say) leaves the others stored.
+    ///
+    /// The default inserts them one by one.
+    async fn insert_all(&self, messages: &[NewMessage]) -> Vec<Result<Inserted>> {
+        let mut done = Vec::with_capacity(messages.len());
+        for message in messages {
+            done.push(self.insert(message).await);
+        }
+        done
+    }
+
     /// A page of a chat's history, oldest first: the newest `limit` messages below every
     /// upper bound given (`before` by id, `before_seq` by seq) and above every lower bound
     /// given (`after`, `after_seq`); or, when only lower bounds are given, the oldest `limit`
@@ -268,6 +282,18 @@ pub trait EventBus: Send + Sync + 'static {
     /// # Errors
     /// `Unexpected` when a bus that crosses processes cannot send it.
     async fn publish(&self, event: Event) -> Result<()>;
+
+    /// Publishes `events`, in order, as one send where the bus can (one notification rather
+    /// than one each). The default publishes them one by one.
+    ///
+    /// # Errors
+    /// `Unexpected` when a bus that crosses processes cannot send them; some may have gone.
+    async fn publish_all(&self, events: Vec<Event>) -> Result<()> {
+        for event in events {
+            self.publish(event).await?;
+        }
+        Ok(())
+    }
 
     /// Every event published from now on, in order.
     fn subscribe(&self) -> EventStream;

@@ -4,10 +4,11 @@ use std::sync::Arc;
 
 use super::Limits;
 use super::access::member_access;
+use super::group_commit::GroupCommit;
 use crate::domain::error::{Error, Result};
 use crate::domain::{
-    AuthUser, ChatId, ClientId, Event, EventKind, HistoryPage, Inserted, Message, MessageBody,
-    MessageId, NewMessage, PageRequest, Posted, Replay, Seq, ValidationError,
+    AuthUser, ChatId, ClientId, Event, EventKind, HistoryPage, Message, MessageBody, MessageId,
+    NewMessage, PageRequest, Posted, Replay, Seq, ValidationError,
 };
 use crate::ports::{ChatRepo, Clock, EventBus, MessageRepo};
 
@@ -23,6 +24,7 @@ pub struct MessageService {
     bus: Arc<dyn EventBus>,
     clock: Arc<dyn Clock>,
     limits: Limits,
+    writer: GroupCommit,
 }
 
 impl MessageService {
@@ -33,12 +35,14 @@ impl MessageService {
         clock: Arc<dyn Clock>,
         limits: Limits,
     ) -> Self {
+        let writer = GroupCommit::start(messages.clone(), bus.clone());
         Self {
             chats,
             messages,
             bus,
             clock,
             limits,
+            writer,
         }
     }
 
@@ -62,7 +66,8 @@ impl MessageService {
         self.messages.list(chat, page).await
     }
 
-    /// Stores a message from the caller and tells the chat, in that order.
+    /// Stores a message from the caller and tells the chat, in that order, together with the
+    /// messages posted at about the same time (see [`super::group_commit`]).
     ///
     /// With a `client_id`, the message is stored once however often it is sent: a resend
     /// answers the message stored the first time, with `created` false, and publishes nothing,
@@ -88,32 +93,7 @@ impl MessageService {
             created_at: self.clock.now(),
             client_id,
         };
-        let (id, seq) = match self.messages.insert(&new).await? {
-            Inserted::New { id, seq } => (id, seq),
-            Inserted::Existing(message) => {
-                return Ok(Posted {
-                    message,
-                    created: false,
-                });
-            }
-        };
-        let message = Message {
-            id,
-            chat_id: chat,
-            seq,
-            sender_id: me.id,
-            sender_username: me.username.clone(),
-            body: new.body,
-            created_at: new.created_at,
-            client_id: new.client_id,
-        };
-        self.bus
-            .publish(Event::MessagePosted(message.clone()))
-            .await?;
-        Ok(Posted {
-            message,
-            created: true,
-        })
+        self.writer.post(new, me.username.clone()).await
     }
 
     /// What a member who reconnects missed: the messages of the chat after seq `after_seq`,
@@ -187,7 +167,7 @@ mod tests {
     use mockall::predicate::eq;
 
     use super::*;
-    use crate::domain::{ChatAccess, ChatKind, Role, UserId, Visibility};
+    use crate::domain::{ChatAccess, ChatKind, Inserted, Role, UserId, Visibility};
     use crate::services::testing::{Mocks, chat, me};
 
     #[tokio::test]

@@ -6,6 +6,7 @@
 mod access;
 mod auth;
 mod chats;
+mod group_commit;
 mod members;
 mod messages;
 mod presence;

@@ -150,8 +150,38 @@ pub fn encode(event: &Event) -> String {
 /// # Errors
 /// When `json` is not an event of this version.
 pub fn decode(json: &str) -> serde_json::Result<Event> {
+    serde_json::from_str(json).map(from_wire)
+}
+
+/// The events in `json`: one event, or a JSON array of them (see [`encode_array`]).
+///
+/// # Errors
+/// When `json` is not an event, or an array of events, of this version.
+pub fn decode_all(json: &str) -> serde_json::Result<Vec<Event>> {
+    if json.starts_with('[') {
+        let all: Vec<Wire> = serde_json::from_str(json)?;
+        Ok(all.into_iter().map(from_wire).collect())
+    } else {
+        decode(json).map(|event| vec![event])
+    }
+}
+
+/// Events already encoded one by one (by [`encode`]) as one JSON array.
+pub fn encode_array<'a>(encoded: impl IntoIterator<Item = &'a str>) -> String {
+    let mut array = String::from("[");
+    for (i, json) in encoded.into_iter().enumerate() {
+        if i > 0 {
+            array.push(',');
+        }
+        array.push_str(json);
+    }
+    array.push(']');
+    array
+}
+
+fn from_wire(wire: Wire) -> Event {
     let name = Username::from_trusted;
-    Ok(match serde_json::from_str(json)? {
+    match wire {
         Wire::Message {
             id,
             chat_id,
@@ -238,7 +268,7 @@ pub fn decode(json: &str) -> serde_json::Result<Event> {
             message_id,
         },
         Wire::Revoked { session } => Event::SessionRevoked(SessionId(session)),
-    })
+    }
 }
 
 #[cfg(test)]
@@ -305,10 +335,18 @@ mod tests {
             },
             Event::SessionRevoked(SessionId("abc".into())),
         ];
-        for event in events {
-            assert_eq!(decode(&encode(&event)).unwrap(), event);
+        for event in &events {
+            assert_eq!(&decode(&encode(event)).unwrap(), event);
+            assert_eq!(
+                &decode_all(&encode(event)).unwrap(),
+                std::slice::from_ref(event)
+            );
         }
+        let encoded: Vec<String> = events.iter().map(encode).collect();
+        let array = encode_array(encoded.iter().map(String::as_str));
+        assert_eq!(decode_all(&array).unwrap(), events);
         assert!(decode("{\"t\":\"unknown\"}").is_err());
+        assert!(decode_all("[{\"t\":\"unknown\"}]").is_err());
     }
 
     #[test]

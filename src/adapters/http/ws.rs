@@ -36,6 +36,8 @@ const HEARTBEAT: Duration = Duration::from_secs(30);
 /// The longest one frame may wait to be sent; a client that reads nothing for this long is
 /// disconnected, whatever is still unsent.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most frames written with one flush.
+const MAX_WRITE_BATCH: usize = 64;
 
 /// Small buffers: an idle socket should cost a few KiB, not tungstenite's 128 KiB defaults.
 fn socket_config() -> WebSocketConfig {
@@ -284,7 +286,8 @@ impl Session {
         tokio::pin!(expiry);
         let writer = async {
             loop {
-                let messages = tokio::select! {
+                let mut closing = None;
+                let mut messages = tokio::select! {
                     biased;
                     _ = &mut dropped => return Some((1013, "too slow; reconnect and resume")),
                     _ = shutdown.changed() => return Some((1001, "server is shutting down")),
@@ -302,18 +305,35 @@ impl Session {
                         vec![Message::ping(Vec::new())]
                     }
                 };
-                for message in messages {
-                    // A client that stops reading fills its TCP buffers and then blocks the
-                    // send: it is cut off after SEND_TIMEOUT, or at once if the registry
-                    // drops it.
-                    let sent = tokio::select! {
-                        biased;
-                        _ = &mut dropped => return Some((1013, "too slow; reconnect and resume")),
-                        sent = tokio::time::timeout(SEND_TIMEOUT, sink.send(message)) => sent,
-                    };
-                    if !matches!(sent, Ok(Ok(()))) {
-                        return None;
+                // Frames queued meanwhile go out with these, in one write.
+                while messages.len() < MAX_WRITE_BATCH {
+                    match outbound.try_recv() {
+                        Ok(Outbound::Frame(frame)) => messages.extend(session.live(frame)),
+                        Ok(Outbound::Close(code, reason)) => {
+                            closing = Some((code, reason));
+                            break;
+                        }
+                        Err(_) => break,
                     }
+                }
+                let write = async {
+                    for message in messages {
+                        sink.feed(message).await?;
+                    }
+                    sink.flush().await
+                };
+                // A client that stops reading fills its TCP buffers and then blocks the send:
+                // it is cut off after SEND_TIMEOUT, or at once if the registry drops it.
+                let sent = tokio::select! {
+                    biased;
+                    _ = &mut dropped => return Some((1013, "too slow; reconnect and resume")),
+                    sent = tokio::time::timeout(SEND_TIMEOUT, write) => sent,
+                };
+                if !matches!(sent, Ok(Ok(()))) {
+                    return None;
+                }
+                if closing.is_some() {
+                    return closing;
                 }
             }
         };

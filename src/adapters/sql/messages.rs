@@ -8,6 +8,14 @@
 //! a transaction that rolls back gives its seq back. On SQLite all writes go through the one
 //! writer connection, so transactions never overlap at all.
 //!
+//! Messages posted at about the same time are stored together ([`MessageRepo::insert_all`]):
+//! one transaction advances each chat's seq once for all of its messages, in the order of chat
+//! ids so that two batches never deadlock, and one multi-row `INSERT` stores them. When any
+//! statement fails, the batch rolls back and its messages are inserted one by one, so that
+//! each gets its own answer.
+//!
+//! [`MessageRepo::insert_all`]: crate::ports::MessageRepo::insert_all
+//!
 //! A message sent with a `client_id` is looked up first; when it is already stored, nothing is
 //! written. Two sends of one message that both miss it meet at the unique index
 //! `messages_client_id_key`: the second insert breaks it, rolls back (giving back its seq) and
@@ -73,6 +81,8 @@ pub(crate) const CLIENT_ID_KEY: &str = "messages_client_id_key";
 macro_rules! message_repo {
     ($store:ty, $db:ty) => {
         const _: () = {
+            use std::collections::HashMap;
+
             use async_trait::async_trait;
 
             use $crate::adapters::sql::messages::{
@@ -110,8 +120,174 @@ macro_rules! message_repo {
                 }
             }
 
+            impl $store {
+                /// The messages of `messages` that their senders already stored under the same
+                /// `client_id`, by chat, sender and `client_id`, in one query.
+                async fn stored_resends(
+                    &self,
+                    messages: &[NewMessage],
+                ) -> std::result::Result<HashMap<(ChatId, UserId, String), Message>, sqlx::Error>
+                {
+                    let keyed: Vec<_> = messages
+                        .iter()
+                        .filter_map(|m| Some((m.chat_id, m.sender_id, m.client_id.as_ref()?)))
+                        .collect();
+                    if keyed.is_empty() {
+                        return Ok(HashMap::new());
+                    }
+                    let mut query = sqlx::QueryBuilder::<$db>::new(concat!(
+                        message_select!(),
+                        "WHERE (m.chat_id, m.sender_id, m.client_id) IN ("
+                    ));
+                    query.push_values(keyed, |mut row, (chat, sender, client_id)| {
+                        row.push_bind(chat.0)
+                            .push_bind(sender.0)
+                            .push_bind(client_id.as_str().to_owned());
+                    });
+                    query.push(")");
+                    let found = query
+                        .build_query_as::<MessageRow>()
+                        .fetch_all(&self.read)
+                        .await?;
+                    Ok(found
+                        .into_iter()
+                        .map(Message::from)
+                        .filter_map(|m| {
+                            let key = (m.chat_id, m.sender_id, m.client_id.as_ref()?.as_str().to_owned());
+                            Some((key, m))
+                        })
+                        .collect())
+                }
+
+                /// Stores `messages` in one transaction: each chat's seq is advanced once for
+                /// all its messages, then one statement inserts them all. Any failed statement
+                /// rolls the whole batch back and is returned, so that the caller can store the
+                /// messages one by one and learn which of them was at fault.
+                async fn insert_batch(
+                    &self,
+                    messages: &[NewMessage],
+                ) -> std::result::Result<Vec<Result<Inserted>>, sqlx::Error> {
+                    let mut resends = self.stored_resends(messages).await?;
+                    let mut done: Vec<Option<Result<Inserted>>> =
+                        messages.iter().map(|_| None).collect();
+                    for (i, m) in messages.iter().enumerate() {
+                        if let Some(client_id) = &m.client_id
+                            && let Some(found) = resends.remove(&(
+                                m.chat_id,
+                                m.sender_id,
+                                client_id.as_str().to_owned(),
+                            ))
+                        {
+                            done[i] = Some(Ok(Inserted::Existing(found)));
+                        }
+                    }
+                    // Chats are locked in the order of their ids, so that two batches never
+                    // wait for each other; within a chat, messages keep the order they came in.
+                    let mut order: Vec<usize> = (0..messages.len())
+                        .filter(|&i| done[i].is_none())
+                        .collect();
+                    order.sort_by_key(|&i| messages[i].chat_id);
+                    let mut tx = self.write.begin().await?;
+                    let mut rows: Vec<(usize, Seq)> = Vec::with_capacity(order.len());
+                    for group in order.chunk_by(|&a, &b| messages[a].chat_id == messages[b].chat_id) {
+                        let chat = messages[group[0]].chat_id;
+                        let count = i64::try_from(group.len()).unwrap_or(i64::MAX);
+                        let last: Option<i64> = sqlx::query_scalar(
+                            "UPDATE chats SET last_seq = last_seq + $2 WHERE id = $1 \
+                             RETURNING last_seq",
+                        )
+                        .bind(chat.0)
+                        .bind(count)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                        match last {
+                            Some(last) => rows.extend(
+                                group
+                                    .iter()
+                                    .zip(last - count + 1..)
+                                    .map(|(&i, seq)| (i, Seq(seq))),
+                            ),
+                            None => {
+                                for &i in group {
+                                    done[i] = Some(Err(Error::ChatNotFound));
+                                }
+                            }
+                        }
+                    }
+                    if !rows.is_empty() {
+                        let mut insert = sqlx::QueryBuilder::<$db>::new(
+                            "INSERT INTO messages \
+                               (chat_id, seq, sender_id, body, created_at, client_id) ",
+                        );
+                        insert.push_values(&rows, |mut row, &(i, seq)| {
+                            let m = &messages[i];
+                            row.push_bind(m.chat_id.0)
+                                .push_bind(seq.0)
+                                .push_bind(m.sender_id.0)
+                                .push_bind(m.body.as_str().to_owned())
+                                .push_bind(m.created_at)
+                                .push_bind(m.client_id.as_ref().map(|c| c.as_str().to_owned()));
+                        });
+                        insert.push(" RETURNING id, chat_id, seq");
+                        // Neither database promises the order of RETURNING rows: each row
+                        // is matched by its chat and seq.
+                        let ids: HashMap<(i64, i64), i64> = insert
+                            .build_query_as::<(i64, i64, i64)>()
+                            .fetch_all(&mut *tx)
+                            .await?
+                            .into_iter()
+                            .map(|(id, chat, seq)| ((chat, seq), id))
+                            .collect();
+                        for (i, seq) in rows {
+                            let id = ids.get(&(messages[i].chat_id.0, seq.0)).copied();
+                            done[i] = Some(match id {
+                                Some(id) => Ok(Inserted::New {
+                                    id: MessageId(id),
+                                    seq,
+                                }),
+                                None => Err(Error::unexpected(anyhow::anyhow!(
+                                    "message {seq} of chat {} went missing from its batch",
+                                    messages[i].chat_id
+                                ))),
+                            });
+                        }
+                    }
+                    if let Err(e) = tx.commit().await {
+                        // Whether a commit that failed took effect is unknown; storing the
+                        // messages again could store them twice.
+                        let e = e.to_string();
+                        return Ok(messages
+                            .iter()
+                            .map(|_| Err(Error::unexpected(anyhow::anyhow!("commit failed: {e}"))))
+                            .collect());
+                    }
+                    Ok(done
+                        .into_iter()
+                        .map(|d| d.unwrap_or_else(|| Err(Error::unexpected(anyhow::anyhow!(
+                            "a message of the batch was left unanswered"
+                        )))))
+                        .collect())
+                }
+            }
+
             #[async_trait]
             impl MessageRepo for $store {
+                async fn insert_all(&self, messages: &[NewMessage]) -> Vec<Result<Inserted>> {
+                    match self.insert_batch(messages).await {
+                        Ok(done) => done,
+                        Err(e) => {
+                            // Rolled back: one by one, each message meets its own fate (a
+                            // missing sender, a resend racing its first send).
+                            tracing::debug!(error = %e, "batch insert failed; inserting one by one");
+                            let mut done = Vec::with_capacity(messages.len());
+                            for message in messages {
+                                done.push(self.insert(message).await);
+                            }
+                            done
+                        }
+                    }
+                }
+
                 async fn insert(&self, message: &NewMessage) -> Result<Inserted> {
                     if let Some(client_id) = &message.client_id {
                         let found = self
