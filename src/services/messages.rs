@@ -62,8 +62,13 @@ impl MessageService {
         request: PageRequest,
     ) -> Result<Vec<Message>> {
         let page = HistoryPage::parse(request)?;
-        member_access(&*self.chats, chat, me.id).await?;
-        self.messages.list(chat, page).await
+        // Both reads at once, to save a round trip; the page is shown only to a member.
+        let (access, page) = futures_util::join!(
+            member_access(&*self.chats, chat, me.id),
+            self.messages.list(chat, page)
+        );
+        access?;
+        page
     }
 
     /// Stores a message from the caller and tells the chat, in that order, together with the
@@ -413,6 +418,25 @@ mod tests {
             matches!(&err, Error::Invalid(v) if v.field == "after_seq"),
             "{err:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn history_of_a_non_member_shows_nothing_of_the_page_read_meanwhile() {
+        let mut m = Mocks::default();
+        m.access(ChatAccess::Outsider(chat(
+            9,
+            ChatKind::Group,
+            Visibility::Private,
+        )));
+        m.messages.expect_list().returning(|_, _| Ok(Vec::new()));
+
+        let err = m
+            .messages()
+            .history(&me(), ChatId(9), PageRequest::default())
+            .await
+            .unwrap_err();
+
+        assert!(matches!(err, Error::NotAMember), "{err:?}");
     }
 
     #[tokio::test]
