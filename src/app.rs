@@ -25,7 +25,10 @@ use crate::adapters::presence::LocalPresence;
 use crate::adapters::sqlite::SqliteStore;
 use crate::adapters::throttle::LocalLoginFailures;
 use crate::config::{Config, Database};
-use crate::ports::{ChatRepo, Clock, EventBus, MessageRepo, PasswordHasher, SessionRepo, UserRepo};
+use crate::ports::{
+    ChatRepo, Clock, EventBus, LoginFailures, MessageRepo, PasswordHasher, PresenceTracker,
+    SessionRepo, TokenService, UserRepo,
+};
 use crate::services::{
     AuthService, ChatService, Limits, MembershipService, MessageService, PresenceService,
     UserDirectory,
@@ -50,12 +53,30 @@ impl Storage {
     where
         S: UserRepo + ChatRepo + MessageRepo + SessionRepo,
     {
-        let store = Arc::new(store);
+        Self::from_arc(Arc::new(store))
+    }
+
+    /// One shared store implementing every port: the caller may keep its own handle, to wrap
+    /// or inspect it.
+    pub fn from_arc<S>(store: Arc<S>) -> Self
+    where
+        S: UserRepo + ChatRepo + MessageRepo + SessionRepo,
+    {
+        Self::new(store.clone(), store.clone(), store.clone(), store)
+    }
+
+    /// Storage port by port, each from wherever the caller likes.
+    pub fn new(
+        users: Arc<dyn UserRepo>,
+        chats: Arc<dyn ChatRepo>,
+        messages: Arc<dyn MessageRepo>,
+        sessions: Arc<dyn SessionRepo>,
+    ) -> Self {
         Self {
-            users: store.clone(),
-            chats: store.clone(),
-            messages: store.clone(),
-            sessions: store,
+            users,
+            chats,
+            messages,
+            sessions,
             on_close: None,
         }
     }
@@ -95,7 +116,19 @@ impl Backing {
     /// When the database cannot be opened, migrated or listened to, or the configuration names
     /// no database Parley knows.
     pub async fn open(config: &Config) -> anyhow::Result<Self> {
+        Self::open_with_bus(config, true).await
+    }
+
+    /// [`Backing::open`], starting the PostgreSQL bus only when `pg_bus` is set (a caller
+    /// that brings its own bus needs none); without it the bus is in-process.
+    async fn open_with_bus(config: &Config, pg_bus: bool) -> anyhow::Result<Self> {
         Ok(match config.database()? {
+            Database::Postgres(url) if !pg_bus => {
+                let store = PgStore::connect(&url, config.db_max_connections)
+                    .await
+                    .context("cannot open the PostgreSQL database")?;
+                Self::local(Storage::from_store(store))
+            }
             Database::Postgres(url) => {
                 let store = PgStore::connect(&url, config.db_max_connections)
                     .await
@@ -152,18 +185,32 @@ pub struct App {
 }
 
 impl App {
+    /// A builder for the server the configuration describes; every part not given is made
+    /// from the configuration, exactly as the `parley` binary makes it.
+    pub fn builder(config: Config) -> AppBuilder {
+        AppBuilder {
+            config,
+            storage: None,
+            bus: None,
+            hasher: None,
+            tokens: None,
+            clock: None,
+            limits: None,
+            presence: None,
+            login_failures: None,
+        }
+    }
+
     /// Builds the server the configuration describes, opening its database.
     ///
     /// # Errors
     /// When the database cannot be opened or the address cannot be bound.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let db = config.database()?;
-        tracing::info!(database = %db.describe(), "opening storage");
-        let backing = Backing::open(&config).await?;
-        Self::build_with(config, backing, Arc::new(Argon2Hasher::owasp())).await
+        Self::builder(config).build().await
     }
 
-    /// Builds the server over storage, a bus and a password hasher of the caller's choosing.
+    /// Builds the server over storage, a bus and a password hasher of the caller's choosing;
+    /// the same as [`App::builder`] with [`AppBuilder::backing`] and [`AppBuilder::hasher`].
     ///
     /// # Errors
     /// When the address cannot be bound or the secret is too short.
@@ -172,32 +219,149 @@ impl App {
         backing: Backing,
         hasher: Arc<dyn PasswordHasher>,
     ) -> anyhow::Result<Self> {
-        let Backing { storage, bus } = backing;
-        let closing = storage.clone();
-        let secret = match &config.secret_key {
-            Some(s) => s.expose().as_bytes().to_vec(),
-            None => {
-                tracing::warn!(
-                    "SECRET_KEY is not set: using a random key, so sessions end when the server restarts"
-                );
-                let bytes: [u8; 32] = rand::random();
-                bytes.to_vec()
+        Self::builder(config)
+            .backing(backing)
+            .hasher(hasher)
+            .build()
+            .await
+    }
+}
+
+/// Builds an [`App`] from a [`Config`] and any parts the caller brings instead: storage, an
+/// event bus, a password hasher, a token service, a clock, limits, a presence tracker or a
+/// counter of failed logins. What is not given is made from the configuration.
+///
+/// ```no_run
+/// # async fn run() -> anyhow::Result<()> {
+/// use std::sync::Arc;
+/// use parley::adapters::memory::MemoryStore;
+/// use parley::{App, Config, Storage};
+///
+/// let store = Arc::new(MemoryStore::new());
+/// let app = App::builder(Config::default())
+///     .storage(Storage::from_arc(store.clone()))
+///     .build()
+///     .await?;
+/// app.run_until(async { /* the host's own shutdown signal */ }).await
+/// # }
+/// ```
+#[must_use]
+pub struct AppBuilder {
+    config: Config,
+    storage: Option<Storage>,
+    bus: Option<Arc<dyn EventBus>>,
+    hasher: Option<Arc<dyn PasswordHasher>>,
+    tokens: Option<Arc<dyn TokenService>>,
+    clock: Option<Arc<dyn Clock>>,
+    limits: Option<Limits>,
+    presence: Option<Arc<dyn PresenceTracker>>,
+    login_failures: Option<Arc<dyn LoginFailures>>,
+}
+
+impl AppBuilder {
+    /// The storage ports. Without a bus as well, events stay in this process.
+    pub fn storage(mut self, storage: Storage) -> Self {
+        self.storage = Some(storage);
+        self
+    }
+
+    /// The event bus. A bus must keep [`EventBus::subscribe`] delivering every event
+    /// published from then on: the server's sockets hear of messages only through it.
+    pub fn bus(mut self, bus: Arc<dyn EventBus>) -> Self {
+        self.bus = Some(bus);
+        self
+    }
+
+    /// Storage and bus together, as [`Backing::open`] makes them.
+    pub fn backing(self, backing: Backing) -> Self {
+        self.storage(backing.storage).bus(backing.bus)
+    }
+
+    /// How passwords are hashed; [`Argon2Hasher::owasp`] by default.
+    pub fn hasher(mut self, hasher: Arc<dyn PasswordHasher>) -> Self {
+        self.hasher = Some(hasher);
+        self
+    }
+
+    /// How access tokens are issued and checked; HS256 JWTs signed with `secret_key` and
+    /// living `token_ttl_minutes` by default.
+    pub fn tokens(mut self, tokens: Arc<dyn TokenService>) -> Self {
+        self.tokens = Some(tokens);
+        self
+    }
+
+    /// What time it is; the system clock by default.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// The limits the services apply; by default from `max_message_chars` and the defaults
+    /// of [`Limits`].
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = Some(limits);
+        self
+    }
+
+    /// Who is online; counted in this process by default.
+    pub fn presence(mut self, presence: Arc<dyn PresenceTracker>) -> Self {
+        self.presence = Some(presence);
+        self
+    }
+
+    /// Where failed logins are counted; in this process by default.
+    pub fn login_failures(mut self, failures: Arc<dyn LoginFailures>) -> Self {
+        self.login_failures = Some(failures);
+        self
+    }
+
+    /// Opens what was not given and binds the configured address.
+    ///
+    /// # Errors
+    /// When the database cannot be opened, the address cannot be bound or the secret is too
+    /// short.
+    pub async fn build(self) -> anyhow::Result<App> {
+        let Self {
+            config,
+            storage,
+            bus,
+            hasher,
+            tokens,
+            clock,
+            limits,
+            presence,
+            login_failures,
+        } = self;
+        let (storage, bus) = match (storage, bus) {
+            (Some(storage), Some(bus)) => (storage, bus),
+            (Some(storage), None) => (storage, Arc::new(LocalBus::default()) as Arc<dyn EventBus>),
+            (None, bus) => {
+                tracing::info!(database = %config.database()?.describe(), "opening storage");
+                let opened = Backing::open_with_bus(&config, bus.is_none()).await?;
+                (opened.storage, bus.unwrap_or(opened.bus))
             }
         };
-        let tokens = JwtTokens::new(&secret, chrono::Duration::minutes(config.token_ttl_minutes))?;
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let limits = Limits {
+        let hasher = hasher.unwrap_or_else(|| Arc::new(Argon2Hasher::owasp()));
+        let tokens = match tokens {
+            Some(tokens) => tokens,
+            None => Arc::new(default_tokens(&config)?),
+        };
+        let clock = clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let limits = limits.unwrap_or(Limits {
             max_message_chars: config.max_message_chars,
             ..Limits::default()
-        };
+        });
+        let presence = presence.unwrap_or_else(|| Arc::new(LocalPresence::new()));
+        let login_failures = login_failures.unwrap_or_else(|| Arc::new(LocalLoginFailures::new()));
+        let closing = storage.clone();
         let auth = AuthService::new(
             storage.users.clone(),
             storage.sessions.clone(),
             hasher,
-            Arc::new(tokens),
+            tokens,
             clock.clone(),
             bus.clone(),
-            Arc::new(LocalLoginFailures::new()),
+            login_failures,
         );
         let users = UserDirectory::new(storage.users.clone());
         let chats = ChatService::new(storage.chats.clone(), bus.clone(), clock.clone(), limits);
@@ -214,13 +378,8 @@ impl App {
             clock.clone(),
             limits,
         );
-        let presence = PresenceService::new(
-            storage.users,
-            storage.chats,
-            bus.clone(),
-            clock,
-            Arc::new(LocalPresence::new()),
-        );
+        let presence =
+            PresenceService::new(storage.users, storage.chats, bus.clone(), clock, presence);
 
         let listener =
             listen(config.bind).with_context(|| format!("cannot listen on {}", config.bind))?;
@@ -252,7 +411,7 @@ impl App {
             resume_max_messages: config.resume_max_messages,
             max_sockets_per_user: config.max_sockets_per_user as usize,
         });
-        Ok(Self {
+        Ok(App {
             listener,
             local_addr,
             state,
@@ -261,7 +420,38 @@ impl App {
             stop: Arc::new(Notify::new()),
         })
     }
+}
 
+/// The JWT service the configuration describes: its secret, or a random one for this run.
+fn default_tokens(config: &Config) -> anyhow::Result<JwtTokens> {
+    let secret = match &config.secret_key {
+        Some(s) => s.expose().as_bytes().to_vec(),
+        None => {
+            tracing::warn!(
+                "SECRET_KEY is not set: using a random key, so sessions end when the server restarts"
+            );
+            let bytes: [u8; 32] = rand::random();
+            bytes.to_vec()
+        }
+    };
+    Ok(JwtTokens::new(
+        &secret,
+        chrono::Duration::minutes(config.token_ttl_minutes),
+    )?)
+}
+
+/// The services of a built [`App`], for a host program to call directly.
+#[derive(Clone)]
+pub struct Services {
+    pub auth: AuthService,
+    pub users: UserDirectory,
+    pub chats: ChatService,
+    pub members: MembershipService,
+    pub messages: MessageService,
+    pub presence: PresenceService,
+}
+
+impl App {
     /// The address the server listens on (the real port when the configuration said 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
@@ -272,12 +462,56 @@ impl App {
         Stopper(self.stop.clone())
     }
 
+    /// The running services, for a host program to call directly: what it does through them
+    /// reaches the server's sockets as any request's would.
+    pub fn services(&self) -> Services {
+        let s = &self.state;
+        Services {
+            auth: s.auth.clone(),
+            users: s.users.clone(),
+            chats: s.chats.clone(),
+            members: s.members.clone(),
+            messages: s.messages.clone(),
+            presence: s.presence.clone(),
+        }
+    }
+
+    /// The whole HTTP surface (API, sockets, API description and web client) as a salvo
+    /// router, to mount in a host's own salvo server, under a path prefix if it likes:
+    /// `Router::with_path("chat").push(app.router())`. The web client expects to be served at
+    /// the root; under a prefix the API and the sockets work, and browsers calling them from
+    /// the host's pages need its origin in `allowed_origins` or `public_url`. Sockets close
+    /// when [`Stopper::stop`] is called.
+    pub fn router(&self) -> Router {
+        http::router(self.state.clone())
+    }
+
+    /// Ends an app whose [`router`](App::router) a host served: closes every socket with 1001
+    /// and closes the storage. An app run with [`App::run_until`] does this itself.
+    pub async fn close(self) {
+        let _ = self.shutdown.send(true);
+        wait_for_sockets_to_close(&self.state.registry).await;
+        self.storage.close().await;
+    }
+
     /// Serves until Ctrl-C, SIGTERM or [`Stopper::stop`]: then stops accepting, closes every
     /// socket with 1001, waits for in-flight requests and closes the storage.
     ///
     /// # Errors
     /// When the listener fails.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_until(signal()).await
+    }
+
+    /// Serves until `shutdown` resolves or [`Stopper::stop`] is called, then stops as
+    /// [`App::run_until_stopped`] does. Signals are left to the caller.
+    ///
+    /// # Errors
+    /// When the listener fails.
+    pub async fn run_until(
+        self,
+        stop_when: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let acceptor = TcpAcceptor::try_from(self.listener)?;
         let server = Server::new(acceptor);
         let handle = server.handle();
@@ -287,22 +521,27 @@ impl App {
         tokio::spawn(async move {
             tokio::select! {
                 () = stop.notified() => {}
-                () = signal() => {}
+                () = stop_when => {}
             }
             tracing::info!("shutting down: closing sockets");
             let _ = shutdown.send(true);
-            for _ in 0..50 {
-                if registry.is_empty() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+            wait_for_sockets_to_close(&registry).await;
             handle.stop_graceful(Some(Duration::from_secs(10)));
         });
         server.serve(http::service(self.state)).await;
         self.storage.close().await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Gives the sockets told to close up to a second to do so.
+async fn wait_for_sockets_to_close(registry: &Registry) {
+    for _ in 0..50 {
+        if registry.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

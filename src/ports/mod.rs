@@ -2,6 +2,9 @@
 //! outside thing. They speak the types of [`crate::domain`] and nothing else. Adapters in
 //! [`crate::adapters`] implement them; library users may bring their own. With the `mocks`
 //! feature (and in this crate's tests) each trait has a `mockall` mock: `MockUserRepo`, ...
+//!
+//! An implementation needs only this module and the domain's types:
+//! `use parley::ports::{Error, Result, UserRepo};` with `#[parley::async_trait]`.
 
 mod presence;
 mod throttle;
@@ -16,7 +19,8 @@ use futures_util::Stream;
 pub use crate::domain::ChatAccess;
 /// What [`MessageRepo::insert`] answers.
 pub use crate::domain::Inserted;
-use crate::domain::error::Result;
+/// What every port returns.
+pub use crate::domain::error::{Error, Result};
 use crate::domain::{
     AccessToken, Chat, ChatId, ChatSummary, Claims, Event, HistoryPage, Member, Message, MessageId,
     NewGroup, NewMessage, NewUser, Password, Role, RoomSummary, SessionId, User, UserId,

@@ -78,13 +78,12 @@ async fn run(
 
 /// Stores one batch, publishes what it stored in one go, then answers each waiting post.
 async fn commit(messages: &dyn MessageRepo, bus: &dyn EventBus, batch: Vec<Job>) {
-    let (news, waiting): (
-        Vec<NewMessage>,
-        Vec<(Username, oneshot::Sender<Result<Posted>>)>,
-    ) = batch
-        .into_iter()
-        .map(|job| (job.message, (job.sender, job.done)))
-        .unzip();
+    let mut news = Vec::with_capacity(batch.len());
+    let mut waiting = Vec::with_capacity(batch.len());
+    for job in batch {
+        news.push(job.message);
+        waiting.push((job.sender, job.done));
+    }
     // A batch of one is a plain insert.
     let inserted = match news.as_slice() {
         [one] => vec![messages.insert(one).await],

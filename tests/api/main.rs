@@ -38,6 +38,7 @@ mod delivery;
 mod faults;
 mod groups;
 mod hygiene;
+mod library;
 mod lifecycle;
 mod sockets;
 mod sqlite_wal;

@@ -79,6 +79,11 @@ impl TestApp {
         let app = App::build_with(config, backing, hasher)
             .await
             .expect("build app");
+        Self::run(app, db_url, dir)
+    }
+
+    /// Runs a server built elsewhere (with [`App::builder`], say) on `db_url`.
+    pub fn run(app: App, db_url: &str, dir: Option<Arc<tempfile::TempDir>>) -> Self {
         let addr = app.local_addr();
         let stopper = app.stopper();
         let handle = tokio::spawn(async move {

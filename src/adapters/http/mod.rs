@@ -119,8 +119,20 @@ fn is_get_route(r: &Router) -> bool {
         && matches!(r.filters.as_slice(), [f] if matches!(f.info(), FilterInfo::Method(m) if m == Method::GET))
 }
 
-/// The whole HTTP surface over `state`.
+/// The whole HTTP surface over `state`, served with its access log and error pages.
 pub fn service(state: Arc<HttpState>) -> Service {
+    Service::new(router(state))
+        .hoop(access_log::log_request)
+        .catcher(
+            Catcher::default()
+                .hoop(security_headers)
+                .hoop(error::catch_status),
+        )
+}
+
+/// The routes of the HTTP surface over `state`: the API, the sockets, the API description and
+/// the web client.
+pub fn router(state: Arc<HttpState>) -> Router {
     let api = Router::new()
         .push(Router::with_path("auth/register").post(routes::register))
         .push(Router::with_path("auth/login").post(routes::login))
@@ -163,9 +175,5 @@ pub fn service(state: Arc<HttpState>) -> Service {
         .push(Router::with_path("{**path}").get(static_embed::<Assets>().defaults("index.html")));
     // After the API description is drawn, so that it lists each route once.
     answer_head_like_get(&mut router);
-    Service::new(router).hoop(access_log::log_request).catcher(
-        Catcher::default()
-            .hoop(security_headers)
-            .hoop(error::catch_status),
-    )
+    router
 }
