@@ -7,12 +7,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgListener, PgPool};
 
 use super::LocalBus;
 use super::wire;
-use crate::domain::Event;
+use crate::adapters::sql::messages::{MessageRow, message_select};
 use crate::domain::error::{Error, Result};
+use crate::domain::{Event, Message};
 use crate::ports::{EventBus, EventStream};
 
 const CHANNEL: &str = "parley_events";
@@ -39,35 +41,114 @@ impl PgBus {
         let local = Arc::new(LocalBus::default());
         let relay = local.clone();
         let reader = pool.clone();
-        tokio::spawn(async move {
-            loop {
-                match listener.try_recv().await {
-                    Ok(Some(n)) => match resolve(&reader, n.payload()).await {
-                        Ok(events) => {
-                            for event in events {
-                                let _ = relay.publish(event).await;
-                            }
-                        }
-                        Err(e) => tracing::error!(error = ?e, "undecodable bus event"),
-                    },
-                    Ok(None) => {
-                        tracing::warn!(
-                            "event bus connection lost; reconnecting (events sent meanwhile are missed)"
-                        );
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "event bus listener failed; retrying");
-                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                    }
-                }
-            }
-        });
+        let newest: i64 = sqlx::query_scalar("SELECT COALESCE(max(id), 0) FROM messages")
+            .fetch_one(&pool)
+            .await?;
+        tokio::spawn(relay_notifications(listener, reader, relay, newest));
         Ok(Self {
             pool,
             local,
             published: AtomicU64::new(0),
         })
     }
+}
+
+/// How far back, at most, an instance that lost its listening connection looks for messages.
+const MAX_RECOVERY: chrono::Duration = chrono::Duration::minutes(5);
+/// Slack for clocks and commit delays: messages stamped this much before the connection was
+/// last known good are looked at again (the sockets drop those they already have).
+const RECOVERY_SLACK: chrono::Duration = chrono::Duration::seconds(10);
+/// Messages may commit out of id order by this many ids (concurrent batches of instances).
+const ID_SLACK: i64 = 1000;
+/// The most messages one recovery relays.
+const MAX_RECOVERED: i64 = 10_000;
+
+/// Relays every notification to this process's subscribers, for as long as the process runs.
+///
+/// When the listening connection drops, notifications sent until it is back are lost to this
+/// instance. Once listening again, it reads the messages stored meanwhile from the `messages`
+/// table and relays them: every socket drops the ones it already has (by `seq`), so none is
+/// lost or doubled for a client. Typing, presence and read events of the gap are not kept
+/// anywhere and stay lost.
+async fn relay_notifications(
+    mut listener: PgListener,
+    pool: PgPool,
+    relay: Arc<LocalBus>,
+    mut newest: i64,
+) {
+    let mut heard_at = Utc::now();
+    let mut gap: Option<DateTime<Utc>> = None;
+    loop {
+        if let Some(since) = gap {
+            // Listening again before reading what was missed, so nothing falls in between.
+            let recovered = match sqlx::query("SELECT 1").execute(&mut listener).await {
+                Ok(_) => recover(&pool, since, newest - ID_SLACK).await,
+                Err(e) => Err(e),
+            };
+            match recovered {
+                Ok(messages) => {
+                    tracing::info!(
+                        messages = messages.len(),
+                        "event bus listening again; relayed the messages stored meanwhile"
+                    );
+                    for message in messages {
+                        newest = newest.max(message.id.0);
+                        let _ = relay.publish(Event::MessagePosted(message)).await;
+                    }
+                    gap = None;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "event bus cannot reconnect yet; retrying");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    continue;
+                }
+            }
+        }
+        match listener.try_recv().await {
+            Ok(Some(n)) => {
+                heard_at = Utc::now();
+                match resolve(&pool, n.payload()).await {
+                    Ok(events) => {
+                        for event in events {
+                            if let Event::MessagePosted(m) = &event {
+                                newest = newest.max(m.id.0);
+                            }
+                            let _ = relay.publish(event).await;
+                        }
+                    }
+                    Err(e) => tracing::error!(error = ?e, "undecodable bus event"),
+                }
+            }
+            Ok(None) => {
+                tracing::warn!("event bus connection lost; reconnecting");
+                gap = Some(heard_at.max(Utc::now() - MAX_RECOVERY) - RECOVERY_SLACK);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "event bus listener failed; retrying");
+                gap.get_or_insert(heard_at.max(Utc::now() - MAX_RECOVERY) - RECOVERY_SLACK);
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// The messages stored since `since` with an id above `above`, each chat's in `seq` order.
+async fn recover(
+    pool: &PgPool,
+    since: DateTime<Utc>,
+    above: i64,
+) -> std::result::Result<Vec<Message>, sqlx::Error> {
+    let sql = concat!(
+        message_select!(),
+        "WHERE m.id > $1 AND m.created_at >= $2 ORDER BY m.chat_id, m.seq LIMIT $3"
+    );
+    let rows = sqlx::query_as::<_, MessageRow>(sql)
+        .bind(above)
+        .bind(since)
+        .bind(MAX_RECOVERED)
+        .fetch_all(pool)
+        .await?;
+    Ok(rows.into_iter().map(Message::from).collect())
 }
 
 /// The events a notification carries, fetching them from `bus_payloads` when they were too
