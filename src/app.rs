@@ -20,7 +20,7 @@ use crate::adapters::http::registry::Registry;
 use crate::adapters::http::{self, HttpState};
 use crate::adapters::jwt::JwtTokens;
 use crate::adapters::memory::MemoryStore;
-use crate::adapters::postgres::PgStore;
+use crate::adapters::postgres::{PgPresence, PgStore};
 use crate::adapters::presence::LocalPresence;
 use crate::adapters::sqlite::SqliteStore;
 use crate::adapters::throttle::LocalLoginFailures;
@@ -100,11 +100,12 @@ impl Storage {
     }
 }
 
-/// The storage ports and the event bus that goes with them.
+/// The storage ports, and the event bus and presence tracker that go with them.
 #[derive(Clone)]
 pub struct Backing {
     pub storage: Storage,
     pub bus: Arc<dyn EventBus>,
+    pub presence: Arc<dyn PresenceTracker>,
 }
 
 impl Backing {
@@ -123,22 +124,29 @@ impl Backing {
     /// that brings its own bus needs none); without it the bus is in-process.
     async fn open_with_bus(config: &Config, pg_bus: bool) -> anyhow::Result<Self> {
         Ok(match config.database()? {
-            Database::Postgres(url) if !pg_bus => {
-                let store = PgStore::connect(&url, config.db_max_connections)
-                    .await
-                    .context("cannot open the PostgreSQL database")?;
-                Self::local(Storage::from_store(store))
-            }
             Database::Postgres(url) => {
                 let store = PgStore::connect(&url, config.db_max_connections)
                     .await
                     .context("cannot open the PostgreSQL database")?;
-                let bus = PgBus::start(store.pool().clone())
-                    .await
-                    .context("cannot listen for events on PostgreSQL")?;
+                let bus: Arc<dyn EventBus> = if pg_bus {
+                    Arc::new(
+                        PgBus::start(store.pool().clone())
+                            .await
+                            .context("cannot listen for events on PostgreSQL")?,
+                    )
+                } else {
+                    Arc::new(LocalBus::default())
+                };
+                let presence = PgPresence::start(
+                    store.pool().clone(),
+                    Duration::from_secs(config.presence_lease_seconds.max(1)),
+                )
+                .await
+                .context("cannot take a presence lease on PostgreSQL")?;
                 Self {
                     storage: Storage::from_store(store),
-                    bus: Arc::new(bus),
+                    bus,
+                    presence,
                 }
             }
             Database::Sqlite(url) => {
@@ -155,11 +163,12 @@ impl Backing {
         })
     }
 
-    /// `storage` with an in-process bus.
+    /// `storage` with an in-process bus and presence.
     pub fn local(storage: Storage) -> Self {
         Self {
             storage,
             bus: Arc::new(LocalBus::default()),
+            presence: Arc::new(LocalPresence::new()),
         }
     }
 }
@@ -272,9 +281,11 @@ impl AppBuilder {
         self
     }
 
-    /// Storage and bus together, as [`Backing::open`] makes them.
+    /// Storage, bus and presence together, as [`Backing::open`] makes them.
     pub fn backing(self, backing: Backing) -> Self {
-        self.storage(backing.storage).bus(backing.bus)
+        self.storage(backing.storage)
+            .bus(backing.bus)
+            .presence(backing.presence)
     }
 
     /// How passwords are hashed; [`Argon2Hasher::owasp`] by default.
@@ -332,13 +343,21 @@ impl AppBuilder {
             presence,
             login_failures,
         } = self;
-        let (storage, bus) = match (storage, bus) {
-            (Some(storage), Some(bus)) => (storage, bus),
-            (Some(storage), None) => (storage, Arc::new(LocalBus::default()) as Arc<dyn EventBus>),
+        let (storage, bus, presence) = match (storage, bus) {
+            (Some(storage), Some(bus)) => (storage, bus, presence),
+            (Some(storage), None) => (
+                storage,
+                Arc::new(LocalBus::default()) as Arc<dyn EventBus>,
+                presence,
+            ),
             (None, bus) => {
                 tracing::info!(database = %config.database()?.describe(), "opening storage");
                 let opened = Backing::open_with_bus(&config, bus.is_none()).await?;
-                (opened.storage, bus.unwrap_or(opened.bus))
+                (
+                    opened.storage,
+                    bus.unwrap_or(opened.bus),
+                    presence.or(Some(opened.presence)),
+                )
             }
         };
         let hasher = hasher.unwrap_or_else(|| Arc::new(Argon2Hasher::owasp()));
@@ -391,6 +410,11 @@ impl AppBuilder {
         tokio::spawn(async move { pump.pump(events).await });
 
         let (shutdown, shutdown_rx) = watch::channel(false);
+        tokio::spawn(expire_dead_instances(
+            presence.clone(),
+            Duration::from_secs(config.presence_lease_seconds.max(3) / 3),
+            shutdown_rx.clone(),
+        ));
         let state = Arc::new(HttpState {
             auth,
             users,
@@ -532,6 +556,26 @@ impl App {
         self.storage.close().await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Sets offline, every `period` until shutdown, the users of instances that stopped without
+/// a goodbye.
+async fn expire_dead_instances(
+    presence: PresenceService,
+    period: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(period);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if let Err(e) = presence.expire_dead().await {
+                    tracing::error!(error = ?e, "cannot expire the presence of stopped instances");
+                }
+            }
+            _ = shutdown.changed() => return,
+        }
     }
 }
 

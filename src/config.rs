@@ -39,6 +39,9 @@ pub struct Config {
     pub resume_max_messages: u32,
     /// The most sockets one user may hold open on this instance; 0 for no limit.
     pub max_sockets_per_user: u32,
+    /// On PostgreSQL, how long an instance that stops without a goodbye keeps its users
+    /// online for the other instances, in seconds.
+    pub presence_lease_seconds: u64,
     /// The URL people reach this server at (e.g. `https://chat.example.com`); its origin is
     /// allowed, and an https one makes the session cookie Secure.
     pub public_url: Option<String>,
@@ -64,6 +67,7 @@ impl Default for Config {
             ws_frames_per_second: 20,
             resume_max_messages: 1000,
             max_sockets_per_user: 20,
+            presence_lease_seconds: 30,
             public_url: None,
             allowed_origins: String::new(),
             cookie_secure: None,

@@ -31,4 +31,14 @@ pub trait PresenceTracker: Send + Sync + 'static {
     /// # Errors
     /// `Unexpected` when a shared tracker cannot be reached.
     async fn online_among(&self, users: &[UserId]) -> Result<HashSet<UserId>>;
+
+    /// Forgets the sockets of instances that stopped without a goodbye (their lease ran out)
+    /// and returns the users who held sockets only there: they are offline now. A tracker
+    /// that spans one process has nothing to expire; the default returns nobody.
+    ///
+    /// # Errors
+    /// `Unexpected` when a shared tracker cannot be reached.
+    async fn expire_dead(&self) -> Result<Vec<UserId>> {
+        Ok(Vec::new())
+    }
 }

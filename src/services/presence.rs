@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use crate::domain::error::Result;
-use crate::domain::{AuthUser, Event, UserId};
+use crate::domain::{AuthUser, Event, UserId, Username};
 use crate::ports::{ChatRepo, Clock, EventBus, PresenceTracker, UserRepo};
 
 /// Online status and last seen.
@@ -46,7 +46,7 @@ impl PresenceService {
     /// `Unexpected` on storage failure.
     pub async fn connect(&self, me: &AuthUser) -> Result<()> {
         if self.tracker.connect(me.id).await? {
-            self.publish_status(me, true, None).await?;
+            self.publish_status(me.id, &me.username, true, None).await?;
         }
         Ok(())
     }
@@ -56,26 +56,46 @@ impl PresenceService {
         if self.tracker.disconnect(me.id).await? {
             let now = self.clock.now();
             self.users.touch_last_seen(me.id, now).await?;
-            self.publish_status(me, false, Some(now)).await?;
+            self.publish_status(me.id, &me.username, false, Some(now))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Announces offline the users whose sockets were all on instances that stopped without
+    /// a goodbye (see [`PresenceTracker::expire_dead`]), as if their last socket had closed.
+    ///
+    /// # Errors
+    /// `Unexpected` when the tracker or storage cannot be reached.
+    pub async fn expire_dead(&self) -> Result<()> {
+        for user in self.tracker.expire_dead().await? {
+            let Some(found) = self.users.find(user).await? else {
+                continue;
+            };
+            let now = self.clock.now();
+            self.users.touch_last_seen(user, now).await?;
+            self.publish_status(found.id, &found.username, false, Some(now))
+                .await?;
         }
         Ok(())
     }
 
     async fn publish_status(
         &self,
-        me: &AuthUser,
+        user: UserId,
+        username: &Username,
         is_online: bool,
         last_seen: Option<chrono::DateTime<chrono::Utc>>,
     ) -> Result<()> {
-        let chat_ids = self.chats.chat_ids_of(me.id).await?;
+        let chat_ids = self.chats.chat_ids_of(user).await?;
         if chat_ids.is_empty() {
             return Ok(());
         }
         self.bus
             .publish(Event::UserStatus {
                 chat_ids,
-                user_id: me.id,
-                username: me.username.clone(),
+                user_id: user,
+                username: username.clone(),
                 is_online,
                 last_seen,
             })

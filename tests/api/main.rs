@@ -33,6 +33,7 @@ macro_rules! on_every_backend_but_memory {
 
 mod auth;
 mod chats;
+mod cluster;
 mod cookies;
 mod delivery;
 mod faults;

@@ -66,13 +66,24 @@ impl TestApp {
         bind: SocketAddr,
         dir: Option<Arc<tempfile::TempDir>>,
     ) -> Self {
-        let config = Config {
+        Self::spawn_configured(db_url, bind, dir, |_| {}).await
+    }
+
+    /// [`TestApp::spawn_at`] with the test configuration changed by `configure`.
+    pub async fn spawn_configured(
+        db_url: &str,
+        bind: SocketAddr,
+        dir: Option<Arc<tempfile::TempDir>>,
+        configure: impl FnOnce(&mut Config),
+    ) -> Self {
+        let mut config = Config {
             bind,
             database_url: Some(db_url.to_owned()),
             secret_key: Some(Secret::new(SECRET)),
             db_max_connections: 10,
             ..Config::default()
         };
+        configure(&mut config);
         let backing = Backing::open(&config).await.expect("open storage");
         // Cheap hashing keeps tests fast; production parameters are tested in the adapter.
         let hasher = Arc::new(Argon2Hasher::with_params(512, 1, 1));

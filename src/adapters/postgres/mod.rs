@@ -2,7 +2,11 @@
 //! `migrations/postgres` applied at start-up. Uniqueness and membership are enforced by
 //! constraints, so concurrent requests and several Parley instances stay consistent.
 
+mod presence;
+
 use std::time::Duration;
+
+pub use presence::PgPresence;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
