@@ -186,6 +186,8 @@ impl Stopper {
 /// A built server, bound and ready to run.
 pub struct App {
     listener: tokio::net::TcpListener,
+    /// Where `/metrics` is served on its own, when configured.
+    metrics_listener: Option<tokio::net::TcpListener>,
     local_addr: SocketAddr,
     state: Arc<HttpState>,
     storage: Storage,
@@ -360,6 +362,8 @@ impl AppBuilder {
                 )
             }
         };
+        // Installed before anything is counted.
+        crate::adapters::metrics::Metrics::get();
         let hasher = hasher.unwrap_or_else(|| Arc::new(Argon2Hasher::owasp()));
         let tokens = match tokens {
             Some(tokens) => tokens,
@@ -402,6 +406,10 @@ impl AppBuilder {
 
         let listener =
             listen(config.bind).with_context(|| format!("cannot listen on {}", config.bind))?;
+        let metrics_listener = config
+            .metrics_bind
+            .map(|addr| listen(addr).with_context(|| format!("cannot listen on {addr}")))
+            .transpose()?;
         let local_addr = listener.local_addr()?;
 
         let registry = Arc::new(Registry::new());
@@ -434,9 +442,11 @@ impl AppBuilder {
             frames_per_second: config.ws_frames_per_second,
             resume_max_messages: config.resume_max_messages,
             max_sockets_per_user: config.max_sockets_per_user as usize,
+            serve_metrics: config.metrics_bind.is_none(),
         });
         Ok(App {
             listener,
+            metrics_listener,
             local_addr,
             state,
             storage: closing,
@@ -536,6 +546,18 @@ impl App {
         self,
         stop_when: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        if let Some(listener) = self.metrics_listener {
+            let server = Server::new(TcpAcceptor::try_from(listener)?);
+            let handle = server.handle();
+            let mut stopping = self.state.shutdown.clone();
+            tokio::spawn(async move {
+                let _ = stopping.changed().await;
+                handle.stop_graceful(Some(Duration::from_secs(1)));
+            });
+            tokio::spawn(
+                server.serve(Router::with_path("metrics").get(crate::adapters::metrics::serve)),
+            );
+        }
         let acceptor = TcpAcceptor::try_from(self.listener)?;
         let server = Server::new(acceptor);
         let handle = server.handle();

@@ -49,6 +49,9 @@ pub struct Config {
     pub allowed_origins: String,
     /// Force the Secure flag of the session cookie on or off.
     pub cookie_secure: Option<bool>,
+    /// Where `GET /metrics` is served on its own (e.g. `127.0.0.1:9100`), so that it need not
+    /// be public; unset, it is served with the API.
+    pub metrics_bind: Option<SocketAddr>,
     /// A tracing filter, e.g. `info` or `parley=debug,sqlx=warn`.
     pub log: String,
 }
@@ -71,6 +74,7 @@ impl Default for Config {
             public_url: None,
             allowed_origins: String::new(),
             cookie_secure: None,
+            metrics_bind: None,
             log: "info".into(),
         }
     }

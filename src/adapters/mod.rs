@@ -6,6 +6,7 @@ pub mod clock;
 pub mod http;
 pub mod jwt;
 pub mod memory;
+pub mod metrics;
 pub mod postgres;
 pub mod presence;
 mod sql;

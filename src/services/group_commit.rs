@@ -84,6 +84,7 @@ async fn commit(messages: &dyn MessageRepo, bus: &dyn EventBus, batch: Vec<Job>)
         news.push(job.message);
         waiting.push((job.sender, job.done));
     }
+    metrics::histogram!("parley_commit_batch_size").record(news.len() as f64);
     // A batch of one is a plain insert.
     let inserted = match news.as_slice() {
         [one] => vec![messages.insert(one).await],
@@ -119,6 +120,7 @@ async fn commit(messages: &dyn MessageRepo, bus: &dyn EventBus, batch: Vec<Job>)
             }),
         })
         .collect();
+    metrics::counter!("parley_messages_stored_total").increment(events.len() as u64);
     let published = match events.len() {
         0 => Ok(()),
         1 => bus.publish(events.remove(0)).await,

@@ -41,6 +41,7 @@ mod groups;
 mod hygiene;
 mod library;
 mod lifecycle;
+mod metrics;
 mod sockets;
 mod sqlite_wal;
 mod user_socket;

@@ -112,6 +112,8 @@ async fn relay_notifications(
                         for event in events {
                             if let Event::MessagePosted(m) = &event {
                                 newest = newest.max(m.id.0);
+                                metrics::histogram!("parley_bus_lag_seconds")
+                                    .record(crate::adapters::metrics::seconds_since(m.created_at));
                             }
                             let _ = relay.publish(event).await;
                         }

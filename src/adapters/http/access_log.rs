@@ -34,6 +34,22 @@ pub async fn log_request(
     let status = res.status_code.unwrap_or(StatusCode::OK).as_u16();
     let route = route_of(req.matched_path(), req.uri().path());
     let user_id = depot.get_typed::<Caller>().ok().map(|c| c.0.0);
+    // Requests no route matched are counted together, so that made-up paths cannot grow the
+    // number of series without bound.
+    let series = if req.matched_path().is_empty() {
+        "unmatched".to_owned()
+    } else {
+        route.clone()
+    };
+    metrics::counter!(
+        "parley_http_requests_total",
+        "method" => req.method().to_string(),
+        "route" => series.clone(),
+        "status" => status.to_string()
+    )
+    .increment(1);
+    metrics::histogram!("parley_http_request_duration_seconds", "route" => series)
+        .record(ms / 1000.0);
     tracing::info!(
         target: "parley::access",
         method = %req.method(),

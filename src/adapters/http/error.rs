@@ -121,6 +121,9 @@ impl From<Error> for ApiError {
 
 impl Scribe for ApiError {
     fn render(self, res: &mut Response) {
+        if self.status.is_client_error() {
+            metrics::counter!("parley_refusals_total", "code" => self.code).increment(1);
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             let _ = res.add_header("www-authenticate", "Bearer", true);
         }

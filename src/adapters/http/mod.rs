@@ -58,6 +58,8 @@ pub struct HttpState {
     pub resume_max_messages: u32,
     /// The most sockets one user may hold open in this process; 0 for no limit.
     pub max_sockets_per_user: usize,
+    /// Whether `GET /metrics` is served here (not when it has an address of its own).
+    pub serve_metrics: bool,
 }
 
 impl HttpState {
@@ -133,6 +135,7 @@ pub fn service(state: Arc<HttpState>) -> Service {
 /// The routes of the HTTP surface over `state`: the API, the sockets, the API description and
 /// the web client.
 pub fn router(state: Arc<HttpState>) -> Router {
+    let serve_metrics = state.serve_metrics;
     let api = Router::new()
         .push(Router::with_path("auth/register").post(routes::register))
         .push(Router::with_path("auth/login").post(routes::login))
@@ -170,6 +173,11 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .push(api)
         .push(Router::with_path("ws").goal(ws::user_socket))
         .push(Router::with_path("ws/{chat_id}").goal(ws::chat_socket))
+        .push(if serve_metrics {
+            Router::with_path("metrics").get(crate::adapters::metrics::serve)
+        } else {
+            Router::new()
+        })
         .push(doc.into_router("/openapi.json"))
         .push(SwaggerUi::new("/openapi.json").into_router("/docs"))
         .push(Router::with_path("{**path}").get(static_embed::<Assets>().defaults("index.html")));

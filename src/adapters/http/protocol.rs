@@ -127,6 +127,7 @@ impl ServerEvent {
 
     /// An `error` event.
     pub fn error(detail: impl Into<String>, code: &'static str) -> Self {
+        metrics::counter!("parley_refusals_total", "code" => code).increment(1);
         Self::Action(Action::Error {
             detail: detail.into(),
             code,

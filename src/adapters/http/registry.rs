@@ -101,6 +101,8 @@ impl Inner {
         let Some(conn) = self.conns.remove(&id) else {
             return;
         };
+        metrics::gauge!("parley_sockets_open", "kind" => kind(conn.scope, conn.protocol))
+            .decrement(1);
         for chat in conn.chats {
             if let Some(set) = self.by_chat.get_mut(&chat) {
                 set.remove(&id);
@@ -136,6 +138,7 @@ impl Inner {
         }
         for id in lagging {
             tracing::warn!(conn = id, "socket is not reading; dropping it");
+            metrics::counter!("parley_slow_sockets_dropped_total").increment(1);
             self.remove(id);
         }
     }
@@ -149,6 +152,7 @@ impl Inner {
             .filter(|id| self.conns.get(id).is_some_and(|c| event.speaks(c.protocol)))
             .collect();
         if !ids.is_empty() {
+            metrics::counter!("parley_events_fanned_out_total").increment(ids.len() as u64);
             let frame = Frame {
                 bytes: Utf8Bytes::from(event.to_json()),
                 chat: event.chat_id(),
@@ -218,6 +222,7 @@ impl Registry {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let (dropped, on_drop) = oneshot::channel();
+        metrics::gauge!("parley_sockets_open", "kind" => kind(scope, protocol)).increment(1);
         let mut inner = self.lock();
         inner.conns.insert(
             id,
@@ -308,6 +313,10 @@ impl Registry {
         for (chat_id, wire) in ServerEvent::from_domain(event) {
             inner.broadcast(chat_id, except, &wire);
         }
+        if let Event::MessagePosted(m) = event {
+            metrics::histogram!("parley_delivery_seconds")
+                .record(crate::adapters::metrics::seconds_since(m.created_at));
+        }
         if let Event::MemberLeft {
             chat_id, user_id, ..
         } = event
@@ -327,6 +336,15 @@ impl Registry {
                 }
             }
         }
+    }
+}
+
+/// The `kind` label of a socket in `parley_sockets_open`.
+fn kind(scope: Scope, protocol: Protocol) -> &'static str {
+    match (scope, protocol) {
+        (Scope::All, _) => "user",
+        (Scope::Chat(_), Protocol::Original) => "chat",
+        (Scope::Chat(_), Protocol::V2) => "chat_v2",
     }
 }
 

@@ -140,7 +140,9 @@ pub async fn login(
     let token = state
         .auth
         .login(&body.username, &Password::for_login(&body.password))
-        .await?;
+        .await;
+    count_login(&token);
+    let token = token?;
     let max_age = (token.expires_at - chrono::Utc::now()).num_seconds().max(0);
     res.add_cookie(
         Cookie::build((COOKIE, token.token.clone()))
@@ -414,4 +416,16 @@ pub async fn mark_read(req: &mut Request, depot: &mut Depot) -> Result<StatusCod
 #[endpoint(tags("ops"), status_codes(200))]
 pub async fn health() -> &'static str {
     "ok"
+}
+
+/// Counts a login by its outcome, for `parley_logins_total`.
+fn count_login<T>(outcome: &crate::domain::error::Result<T>) {
+    use crate::domain::Error;
+    let outcome = match outcome {
+        Ok(_) => "ok",
+        Err(Error::InvalidCredentials) => "invalid",
+        Err(Error::TooManyAttempts(_)) => "throttled",
+        Err(_) => "refused",
+    };
+    metrics::counter!("parley_logins_total", "outcome" => outcome).increment(1);
 }

@@ -262,6 +262,8 @@ impl Session {
                         .ok()
                         .and_then(|text| ClientFrame::parse(text).ok())
                         .and_then(|frame| frame.client_id().map(str::to_owned));
+                    metrics::counter!("parley_refusals_total", "code" => "rate_limited")
+                        .increment(1);
                     Some(Reply::Event(
                         ServerEvent::Action(Action::Error {
                             detail: "Too many frames; slow down. This one was not processed."
@@ -503,6 +505,7 @@ impl Session {
         let messages = &self.state.messages;
         let refusal = |e: Error, client_id: Option<String>| {
             let api = ApiError::from(e);
+            metrics::counter!("parley_refusals_total", "code" => api.code).increment(1);
             event(ServerEvent::Action(Action::Error {
                 detail: api.detail.into_owned(),
                 code: api.code,
