@@ -23,12 +23,13 @@ use crate::adapters::memory::MemoryStore;
 use crate::adapters::postgres::PgStore;
 use crate::adapters::presence::LocalPresence;
 use crate::adapters::sqlite::SqliteStore;
-use crate::adapters::throttle::LocalLoginFailures;
+use crate::adapters::http::limits::{HttpLimits, SendBudget};
+use crate::adapters::throttle::{LocalHashAdmission, LocalLoginFailures};
 use crate::config::{Config, Database};
 use crate::ports::{ChatRepo, Clock, EventBus, MessageRepo, PasswordHasher, SessionRepo, UserRepo};
 use crate::services::{
-    AuthService, ChatService, Limits, MembershipService, MessageService, PresenceService,
-    UserDirectory,
+    AuthService, ChatService, Limits, LoginLimits, MembershipService, MessageService,
+    PresenceService, UserDirectory,
 };
 
 /// What to do with the storage once the server has stopped.
@@ -198,6 +199,15 @@ impl App {
             clock.clone(),
             bus.clone(),
             Arc::new(LocalLoginFailures::new()),
+            Arc::new(LocalHashAdmission::new()),
+            LoginLimits {
+                free_failures: config.login_free_failures,
+                failures_per_address: config.login_failures_per_address_per_hour,
+                address_window: chrono::Duration::hours(1),
+                hashes_per_address: config.max_hashes_per_address as usize,
+                hashes_in_flight: config.max_hashes_in_flight as usize,
+                ..LoginLimits::default()
+            },
         );
         let users = UserDirectory::new(storage.users.clone());
         let chats = ChatService::new(storage.chats.clone(), bus.clone(), clock.clone(), limits);
@@ -248,7 +258,23 @@ impl App {
                     .is_some_and(|u| u.starts_with("https://"))
             }),
             shutdown: shutdown_rx,
-            frames_per_second: config.ws_frames_per_second,
+            limits: HttpLimits {
+                requests_per_minute_per_user: config.requests_per_minute_per_user,
+                requests_per_minute_per_address: config.requests_per_minute_per_address,
+                registrations_per_address_per_hour: config.registrations_per_address_per_hour,
+                sends_per_second_per_user: config.ws_frames_per_second,
+            },
+            budget: SendBudget::new(config.ws_frames_per_second),
+            client_address_header: config
+                .client_address_header
+                .as_deref()
+                .map(str::trim)
+                .filter(|h| !h.is_empty())
+                .map(|h| {
+                    salvo::http::header::HeaderName::from_bytes(h.as_bytes())
+                        .context("PARLEY_CLIENT_ADDRESS_HEADER is not a header name")
+                })
+                .transpose()?,
             resume_max_messages: config.resume_max_messages,
             max_sockets_per_user: config.max_sockets_per_user as usize,
         });

@@ -25,8 +25,8 @@ use crate::domain::{
 pub use presence::MockPresenceTracker;
 pub use presence::PresenceTracker;
 #[cfg(any(test, feature = "mocks"))]
-pub use throttle::MockLoginFailures;
-pub use throttle::{Failures, LoginFailures};
+pub use throttle::{MockHashAdmission, MockLoginFailures};
+pub use throttle::{Account, FailureKey, Failures, HashAdmission, HashPermit, LoginFailures};
 
 /// Where users are kept.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]

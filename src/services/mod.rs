@@ -13,7 +13,7 @@ mod presence;
 mod testing;
 mod users;
 
-pub use auth::AuthService;
+pub use auth::{AuthService, LoginLimits};
 #[cfg(test)]
 pub(crate) use auth::DECOY_HASH;
 pub use chats::ChatService;
