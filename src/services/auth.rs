@@ -11,8 +11,8 @@ use crate::domain::{
     Username,
 };
 use crate::ports::{
-    Account, Clock, EventBus, FailureKey, HashAdmission, HashPermit, LoginFailures,
-    PasswordHasher, SessionRepo, TokenService, UserRepo,
+    Account, Clock, EventBus, FailureKey, HashAdmission, HashPermit, LoginFailures, PasswordHasher,
+    SessionRepo, TokenService, UserRepo,
 };
 
 /// How failed logins are slowed down and how many password hashes run at once. Failures are
@@ -689,7 +689,10 @@ mod tests {
     async fn a_login_past_the_admitted_hashes_is_refused_without_hashing_or_counting() {
         let mut m = Mocks::new();
         m.admission.checkpoint();
-        m.admission.expect_admit().times(1).returning(|_, _, _| None);
+        m.admission
+            .expect_admit()
+            .times(1)
+            .returning(|_, _, _| None);
         m.failures.checkpoint();
         m.failures.expect_get().returning(|_, _| Ok(None));
         m.failures.expect_add().times(0);

@@ -75,7 +75,10 @@ async fn the_owner_gets_in_from_another_address_after_an_attackers_failures(back
     app.user("ann").await;
     let (attacker, owner) = (from(2), from(3));
     for _ in 0..3 {
-        assert_eq!(login(&app, &attacker, "ann", "guess-guess").await.status, 401);
+        assert_eq!(
+            login(&app, &attacker, "ann", "guess-guess").await.status,
+            401
+        );
     }
     // The attacker waits now, even with the right password, and is told so without a hash.
     login(&app, &attacker, "ann", PASSWORD)
@@ -144,7 +147,10 @@ async fn an_address_trying_many_accounts_runs_out_of_failures() {
     let wait = login(&app, &sprayer, "dan", "Summer2026!")
         .await
         .refused("too_many_attempts");
-    assert!((3000..=3600).contains(&wait), "until the hour is out: {wait}");
+    assert!(
+        (3000..=3600).contains(&wait),
+        "until the hour is out: {wait}"
+    );
     login(&app, &sprayer, "ann", PASSWORD)
         .await
         .refused("too_many_attempts");
@@ -275,7 +281,10 @@ async fn a_user_is_limited_in_requests_per_minute_whatever_their_address() {
     let app = TestApp::spawn_with(Backend::Memory, |c| c.requests_per_minute_per_user = 5).await;
     let [ann, bob] = app.users(["ann", "bob"]).await;
     for last in [2, 3, 4, 5, 6] {
-        assert_eq!(get(&app, &from(last), "/auth/me", &ann.token).await.status, 200);
+        assert_eq!(
+            get(&app, &from(last), "/auth/me", &ann.token).await.status,
+            200
+        );
     }
     let wait = get(&app, &from(7), "/auth/me", &ann.token)
         .await
@@ -287,14 +296,16 @@ async fn a_user_is_limited_in_requests_per_minute_whatever_their_address() {
         crate::support::app::try_connect(&url, &[]).await.err(),
         Some(429)
     );
-    assert_eq!(get(&app, &from(2), "/auth/me", &bob.token).await.status, 200);
+    assert_eq!(
+        get(&app, &from(2), "/auth/me", &bob.token).await.status,
+        200
+    );
     app.stop().await;
 }
 
 #[tokio::test]
 async fn an_address_is_limited_in_requests_per_minute_whoever_it_is() {
-    let app =
-        TestApp::spawn_with(Backend::Memory, |c| c.requests_per_minute_per_address = 5).await;
+    let app = TestApp::spawn_with(Backend::Memory, |c| c.requests_per_minute_per_address = 5).await;
     let ann = app.user("ann").await;
     let crowd = from(2);
     for _ in 0..5 {
@@ -309,7 +320,10 @@ async fn an_address_is_limited_in_requests_per_minute_whoever_it_is() {
     // Health checks are never refused; another address is not affected.
     let health = crowd.get(app.url("/health")).send().await.unwrap();
     assert_eq!(health.status(), 200);
-    assert_eq!(get(&app, &from(3), "/auth/me", &ann.token).await.status, 200);
+    assert_eq!(
+        get(&app, &from(3), "/auth/me", &ann.token).await.status,
+        200
+    );
     app.stop().await;
 }
 
@@ -342,15 +356,15 @@ async fn messages_posted_over_http_share_the_budget_of_socket_frames() {
 
     // Bob spends his over HTTP: his socket has nothing left for him.
     for n in 0..3 {
-        let (status, body) = bob.post(&path, json!({"message": format!("http {n}")})).await;
+        let (status, body) = bob
+            .post(&path, json!({"message": format!("http {n}")}))
+            .await;
         assert_eq!(status, 201, "{body}");
     }
     let mut b = bob.ws_chat_v2(chat).await;
     b.send_json(json!({"message": "one too many", "client_id": "b1"}))
         .await;
-    let limited = b
-        .expect("rate_limited", |v| v["action"] == "error")
-        .await;
+    let limited = b.expect("rate_limited", |v| v["action"] == "error").await;
     assert_eq!(limited["code"], "rate_limited");
     assert_eq!(limited["client_id"], "b1");
     let (_, history) = ann.get(&path).await;
@@ -372,7 +386,10 @@ async fn registrations_are_limited_per_address_per_hour() {
     // A refused attempt counts too: probing for taken names is as slow as registering.
     assert_eq!(register(from(2), "ann").await.status, 409);
     let wait = register(from(2), "bob").await.refused("rate_limited");
-    assert!((3000..=3600).contains(&wait), "until the hour is out: {wait}");
+    assert!(
+        (3000..=3600).contains(&wait),
+        "until the hour is out: {wait}"
+    );
     assert_eq!(register(from(3), "bob").await.status, 201);
     app.stop().await;
 }
@@ -439,7 +456,10 @@ async fn limits_set_to_zero_are_off() {
     let [ann, bob] = app.users(["ann", "bob"]).await;
     let attacker = from(2);
     for _ in 0..70 {
-        assert_eq!(login(&app, &attacker, "ann", "guess-guess").await.status, 401);
+        assert_eq!(
+            login(&app, &attacker, "ann", "guess-guess").await.status,
+            401
+        );
     }
     assert_eq!(login(&app, &attacker, "ann", PASSWORD).await.status, 200);
     let chat = ann.direct_with(&bob).await;

@@ -141,7 +141,10 @@ mod tests {
     #[test]
     fn proxy_addresses_parse_with_or_without_a_port() {
         assert_eq!(parse_address(" 203.0.113.7"), Some([203, 0, 113, 7].into()));
-        assert_eq!(parse_address("203.0.113.7:5000"), Some([203, 0, 113, 7].into()));
+        assert_eq!(
+            parse_address("203.0.113.7:5000"),
+            Some([203, 0, 113, 7].into())
+        );
         assert_eq!(
             parse_address("[2001:db8::1]:443"),
             "2001:db8::1".parse().ok()
