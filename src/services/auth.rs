@@ -87,6 +87,8 @@ pub struct AuthService {
 pub(crate) const DECOY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$K9SYXTgNqd8OJvxKLA0dwmFljpBJLX1FWbxDQrO9mhk";
 
 impl AuthService {
+    // One argument per port, as every service takes them, plus the limits they apply.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         users: Arc<dyn UserRepo>,
         sessions: Arc<dyn SessionRepo>,
