@@ -56,7 +56,7 @@ async fn main() {
     let s = Server::start(
         &db,
         &[
-            ("PARLEY_WS_FRAMES_PER_SECOND", "1000000"),
+            ("PARLEY_WS_FRAMES_PER_SECOND", "0"),
             ("PARLEY_MAX_SOCKETS_PER_USER", "0"),
         ],
     )

@@ -8,10 +8,12 @@
 //! target/release/examples/load p50    [DB] [--rate 400] [--users 14] [--secs 10]
 //! target/release/examples/load fanout [DB] [--rates 250,500,1000] [--secs 5] [--members 100]
 //! target/release/examples/load idle   [DB] [--sockets 9000]
-//! target/release/examples/load logins [DB] [--storm 32]
+//! target/release/examples/load logins [DB] [--storm 32] [--admission off]
 //! target/release/examples/load chart  --out docs/load.svg RECORD...
 //! ```
-//! The server runs with the per-socket frame limit and the per-user socket cap lifted.
+//! The server runs with the rate limits, the per-user socket cap and the admission of password
+//! hashes lifted; `logins` keeps the admission at the server's defaults (two hashes per
+//! address, sixteen in all) unless given `--admission off`.
 //! `sweep`, `p50` and `fanout` also take `--record FILE` (append one line per step to FILE)
 //! and `--label NAME` (the series the line belongs to; the backend's name by default).
 //! `chart` reads such files, takes the median of each figure over the runs of one series at
@@ -44,8 +46,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 /// How long after the end of a step a message may still arrive.
 const DRAIN: Duration = Duration::from_secs(5);
-/// The per-socket frame limit the load runs with (the server's default is far lower).
-const FRAMES_PER_SECOND: &str = "100000";
+/// The per-user frame limit the load runs with: none.
+const FRAMES_PER_SECOND: &str = "0";
 
 struct Args {
     mode: String,
@@ -55,6 +57,7 @@ struct Args {
     users: usize,
     sockets: usize,
     storm: usize,
+    admission: bool,
     record: Option<String>,
     label: Option<String>,
     out: Option<String>,
@@ -78,6 +81,7 @@ fn args() -> Args {
         },
         sockets: 9000,
         storm: 32,
+        admission: true,
         record: None,
         label: None,
         out: None,
@@ -99,6 +103,7 @@ fn args() -> Args {
             }
             "--sockets" => args.sockets = value("--sockets").parse().expect("a number"),
             "--storm" => args.storm = value("--storm").parse().expect("a number"),
+            "--admission" => args.admission = value("--admission") != "off",
             "--record" => args.record = Some(value("--record")),
             "--label" => args.label = Some(value("--label")),
             "--out" => args.out = Some(value("--out")),
@@ -127,14 +132,18 @@ async fn main() {
     }
     let mut scratch = Scratch::new(&args.db).await;
     // The idle mode holds hundreds of sockets per user: lift the per-user socket cap too.
-    let server = Server::start(
-        &scratch.url,
-        &[
-            ("PARLEY_WS_FRAMES_PER_SECOND", FRAMES_PER_SECOND),
-            ("PARLEY_MAX_SOCKETS_PER_USER", "0"),
-        ],
-    )
-    .await;
+    let mut env = vec![
+        ("PARLEY_WS_FRAMES_PER_SECOND", FRAMES_PER_SECOND),
+        ("PARLEY_MAX_SOCKETS_PER_USER", "0"),
+    ];
+    if args.mode == "logins" && args.admission {
+        // What the logins mode measures: the server's default admission of hashes.
+        env.extend([
+            ("PARLEY_MAX_HASHES_PER_ADDRESS", "2"),
+            ("PARLEY_MAX_HASHES_IN_FLIGHT", "16"),
+        ]);
+    }
+    let server = Server::start(&scratch.url, &env).await;
     println!(
         "parley load, {} on {}, {} cores",
         args.mode,
@@ -594,11 +603,15 @@ async fn idle(server: &Server, count: usize) {
     }
 }
 
-/// The time of a genuine login, alone and while `storm` clients keep making bogus ones.
+/// The time of a genuine login from one address (127.0.0.2), alone and while `storm` clients
+/// at another (127.0.0.1) keep making bogus ones, each as soon as the last was answered.
 async fn logins(server: &Server, storm: usize) {
     let name = format!("g{}x", std::process::id() % 100_000);
     server.user(&name).await;
-    let client = reqwest::Client::new();
+    let client = reqwest::Client::builder()
+        .local_address(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)))
+        .build()
+        .unwrap();
     let login = |client: reqwest::Client, user: String, password: &'static str| {
         let url = format!("{}/auth/login", server.base);
         async move {
@@ -620,22 +633,29 @@ async fn logins(server: &Server, storm: usize) {
     }
     let stop = Arc::new(AtomicBool::new(false));
     let bogus = Arc::new(AtomicU64::new(0));
+    let refused = Arc::new(AtomicU64::new(0));
     let storm_started = Instant::now();
     let mut tasks = Vec::new();
     for t in 0..storm {
-        let (stop, bogus, client) = (stop.clone(), bogus.clone(), reqwest::Client::new());
+        let (stop, bogus, refused) = (stop.clone(), bogus.clone(), refused.clone());
+        let client = reqwest::Client::new();
         let url = format!("{}/auth/login", server.base);
         tasks.push(tokio::spawn(async move {
             let mut k = 0;
             while !stop.load(Ordering::Relaxed) {
                 // A new name each time, so no per-name limit answers without hashing.
                 let user = format!("bogus{t}x{k}");
-                let _ = client
+                let status = client
                     .post(&url)
                     .form(&[("username", user.as_str()), ("password", "wrong-password")])
                     .send()
-                    .await;
-                bogus.fetch_add(1, Ordering::Relaxed);
+                    .await
+                    .map_or(0, |r| r.status().as_u16());
+                if status == 429 {
+                    refused.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    bogus.fetch_add(1, Ordering::Relaxed);
+                }
                 k += 1;
             }
         }));
@@ -672,8 +692,9 @@ async fn logins(server: &Server, storm: usize) {
         during.len()
     );
     println!(
-        "bogus logins answered: {:.1}/s",
-        bogus.load(Ordering::Relaxed) as f64 / storm_secs
+        "bogus logins answered: {:.1}/s hashed, {:.1}/s refused with 429",
+        bogus.load(Ordering::Relaxed) as f64 / storm_secs,
+        refused.load(Ordering::Relaxed) as f64 / storm_secs
     );
 }
 

@@ -16,6 +16,7 @@ use tokio::sync::{Notify, watch};
 use crate::adapters::argon2::Argon2Hasher;
 use crate::adapters::bus::{LocalBus, PgBus};
 use crate::adapters::clock::SystemClock;
+use crate::adapters::http::limits::{HttpLimits, SendBudget};
 use crate::adapters::http::registry::Registry;
 use crate::adapters::http::{self, HttpState};
 use crate::adapters::jwt::JwtTokens;
@@ -23,15 +24,15 @@ use crate::adapters::memory::MemoryStore;
 use crate::adapters::postgres::{PgPresence, PgStore};
 use crate::adapters::presence::LocalPresence;
 use crate::adapters::sqlite::SqliteStore;
-use crate::adapters::throttle::LocalLoginFailures;
+use crate::adapters::throttle::{LocalHashAdmission, LocalLoginFailures};
 use crate::config::{Config, Database};
 use crate::ports::{
-    ChatRepo, Clock, EventBus, LoginFailures, MessageRepo, PasswordHasher, PresenceTracker,
+    ChatRepo, Clock, EventBus, HashAdmission, LoginFailures, MessageRepo, PasswordHasher, PresenceTracker,
     SessionRepo, TokenService, UserRepo,
 };
 use crate::services::{
-    AuthService, ChatService, Limits, MembershipService, MessageService, PresenceService,
-    UserDirectory,
+    AuthService, ChatService, Limits, LoginLimits, MembershipService, MessageService,
+    PresenceService, UserDirectory,
 };
 
 /// What to do with the storage once the server has stopped.
@@ -209,6 +210,7 @@ impl App {
             limits: None,
             presence: None,
             login_failures: None,
+            hash_admission: None,
         }
     }
 
@@ -267,6 +269,7 @@ pub struct AppBuilder {
     limits: Option<Limits>,
     presence: Option<Arc<dyn PresenceTracker>>,
     login_failures: Option<Arc<dyn LoginFailures>>,
+    hash_admission: Option<Arc<dyn HashAdmission>>,
 }
 
 impl AppBuilder {
@@ -328,6 +331,13 @@ impl AppBuilder {
         self
     }
 
+    /// Where password hashes are admitted (so many per address, so many in all); counted in
+    /// this process by default.
+    pub fn hash_admission(mut self, admission: Arc<dyn HashAdmission>) -> Self {
+        self.hash_admission = Some(admission);
+        self
+    }
+
     /// Opens what was not given and binds the configured address.
     ///
     /// # Errors
@@ -344,6 +354,7 @@ impl AppBuilder {
             limits,
             presence,
             login_failures,
+            hash_admission,
         } = self;
         let (storage, bus, presence) = match (storage, bus) {
             (Some(storage), Some(bus)) => (storage, bus, presence),
@@ -376,6 +387,7 @@ impl AppBuilder {
         });
         let presence = presence.unwrap_or_else(|| Arc::new(LocalPresence::new()));
         let login_failures = login_failures.unwrap_or_else(|| Arc::new(LocalLoginFailures::new()));
+        let hash_admission = hash_admission.unwrap_or_else(|| Arc::new(LocalHashAdmission::new()));
         let closing = storage.clone();
         let auth = AuthService::new(
             storage.users.clone(),
@@ -385,6 +397,15 @@ impl AppBuilder {
             clock.clone(),
             bus.clone(),
             login_failures,
+            hash_admission,
+            LoginLimits {
+                free_failures: config.login_free_failures,
+                failures_per_address: config.login_failures_per_address_per_hour,
+                address_window: chrono::Duration::hours(1),
+                hashes_per_address: config.max_hashes_per_address as usize,
+                hashes_in_flight: config.max_hashes_in_flight as usize,
+                ..LoginLimits::default()
+            },
         );
         let users = UserDirectory::new(storage.users.clone());
         let chats = ChatService::new(storage.chats.clone(), bus.clone(), clock.clone(), limits);
@@ -439,7 +460,23 @@ impl AppBuilder {
                     .is_some_and(|u| u.starts_with("https://"))
             }),
             shutdown: shutdown_rx,
-            frames_per_second: config.ws_frames_per_second,
+            limits: HttpLimits {
+                requests_per_minute_per_user: config.requests_per_minute_per_user,
+                requests_per_minute_per_address: config.requests_per_minute_per_address,
+                registrations_per_address_per_hour: config.registrations_per_address_per_hour,
+                sends_per_second_per_user: config.ws_frames_per_second,
+            },
+            budget: SendBudget::new(config.ws_frames_per_second),
+            client_address_header: config
+                .client_address_header
+                .as_deref()
+                .map(str::trim)
+                .filter(|h| !h.is_empty())
+                .map(|h| {
+                    salvo::http::header::HeaderName::from_bytes(h.as_bytes())
+                        .context("PARLEY_CLIENT_ADDRESS_HEADER is not a header name")
+                })
+                .transpose()?,
             resume_max_messages: config.resume_max_messages,
             max_sockets_per_user: config.max_sockets_per_user as usize,
             serve_metrics: config.metrics_bind.is_none(),

@@ -33,8 +33,28 @@ pub struct Config {
     pub token_ttl_minutes: i64,
     /// Longest message body in characters.
     pub max_message_chars: usize,
-    /// Frames a client may send per second on one socket; bursts of three times as many pass.
+    /// Frames one user may send per second over all their sockets, messages posted over HTTP
+    /// included; bursts of three times as many pass. 0 for no limit.
     pub ws_frames_per_second: u32,
+    /// Failed logins one address may make on one account before each further one doubles
+    /// how long that address waits before trying that account again; 0 for no wait.
+    pub login_free_failures: u32,
+    /// Failed logins one address may make over all accounts in an hour; 0 for no limit.
+    pub login_failures_per_address_per_hour: u32,
+    /// Password hashes (logins, registrations) one address may have running or waiting at
+    /// once; 0 for no limit.
+    pub max_hashes_per_address: u32,
+    /// Password hashes admitted at once over all addresses; 0 for no limit.
+    pub max_hashes_in_flight: u32,
+    /// HTTP requests one user may make per minute; 0 for no limit.
+    pub requests_per_minute_per_user: u32,
+    /// HTTP requests one client address may make per minute; 0 for no limit.
+    pub requests_per_minute_per_address: u32,
+    /// Registration attempts one address may make per hour; 0 for no limit.
+    pub registrations_per_address_per_hour: u32,
+    /// Behind a trusted proxy: the header it puts the client's address in (e.g.
+    /// `X-Forwarded-For`), whose last address is taken. Unset: the peer's address.
+    pub client_address_header: Option<String>,
     /// The most messages a socket's `resume` replays; from further back it gets `resync`.
     pub resume_max_messages: u32,
     /// The most sockets one user may hold open on this instance; 0 for no limit.
@@ -68,6 +88,14 @@ impl Default for Config {
             token_ttl_minutes: 30,
             max_message_chars: 4000,
             ws_frames_per_second: 20,
+            login_free_failures: 5,
+            login_failures_per_address_per_hour: 60,
+            max_hashes_per_address: 2,
+            max_hashes_in_flight: 16,
+            requests_per_minute_per_user: 600,
+            requests_per_minute_per_address: 1200,
+            registrations_per_address_per_hour: 20,
+            client_address_header: None,
             resume_max_messages: 1000,
             max_sockets_per_user: 20,
             presence_lease_seconds: 30,
@@ -112,6 +140,7 @@ impl fmt::Debug for Config {
             .field("max_message_chars", &self.max_message_chars)
             .field("public_url", &self.public_url)
             .field("allowed_origins", &self.allowed_origins)
+            .field("client_address_header", &self.client_address_header)
             .field("log", &self.log)
             .finish_non_exhaustive()
     }
@@ -224,12 +253,6 @@ impl Config {
                 "must be at least 1",
             ));
         }
-        if self.ws_frames_per_second < 1 {
-            return Err(ConfigError::new(
-                "PARLEY_WS_FRAMES_PER_SECOND",
-                "must be at least 1",
-            ));
-        }
         if self.resume_max_messages < 1 {
             return Err(ConfigError::new(
                 "PARLEY_RESUME_MAX_MESSAGES",
@@ -250,6 +273,15 @@ impl Config {
                     format!("{origin:?} is not an http(s) origin"),
                 ));
             }
+        }
+        if let Some(name) = &self.client_address_header
+            && !name.trim().is_empty()
+            && salvo::http::header::HeaderName::from_bytes(name.trim().as_bytes()).is_err()
+        {
+            return Err(ConfigError::new(
+                "PARLEY_CLIENT_ADDRESS_HEADER",
+                format!("{name:?} is not a header name"),
+            ));
         }
         if let Some(url) = &self.public_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
@@ -333,6 +365,35 @@ mod tests {
             assert_eq!(Config::load().unwrap().sqlite_synchronous, SqliteSync::Full);
             jail.set_env("PARLEY_SQLITE_SYNCHRONOUS", "sometimes");
             assert_eq!(Config::load().unwrap_err().key, "PARLEY_SQLITE_SYNCHRONOUS");
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // The closure's type is figment's.
+    fn limits_read_from_the_environment_and_zero_switches_them_off() {
+        figment::Jail::expect_with(|jail| {
+            let c = Config::load().unwrap();
+            assert_eq!(c.requests_per_minute_per_address, 1200);
+            assert_eq!(c.client_address_header, None);
+            jail.set_env("PARLEY_REQUESTS_PER_MINUTE_PER_USER", "0");
+            jail.set_env("PARLEY_WS_FRAMES_PER_SECOND", "0");
+            jail.set_env("PARLEY_CLIENT_ADDRESS_HEADER", "X-Forwarded-For");
+            let c = Config::load().unwrap();
+            assert_eq!(c.requests_per_minute_per_user, 0);
+            assert_eq!(c.ws_frames_per_second, 0);
+            assert_eq!(c.client_address_header.as_deref(), Some("X-Forwarded-For"));
+            jail.set_env("PARLEY_CLIENT_ADDRESS_HEADER", "not a header");
+            assert_eq!(
+                Config::load().unwrap_err().key,
+                "PARLEY_CLIENT_ADDRESS_HEADER"
+            );
+            jail.set_env("PARLEY_MAX_HASHES_PER_ADDRESS", "-1");
+            jail.set_env("PARLEY_CLIENT_ADDRESS_HEADER", "X-Real-IP");
+            assert_eq!(
+                Config::load().unwrap_err().key,
+                "PARLEY_MAX_HASHES_PER_ADDRESS"
+            );
             Ok(())
         });
     }

@@ -12,6 +12,17 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
+/// The limits a benchmark would trip by coming from one address: all off.
+pub const LIMITS_OFF: &[(&str, &str)] = &[
+    ("PARLEY_REQUESTS_PER_MINUTE_PER_USER", "0"),
+    ("PARLEY_REQUESTS_PER_MINUTE_PER_ADDRESS", "0"),
+    ("PARLEY_REGISTRATIONS_PER_ADDRESS_PER_HOUR", "0"),
+    ("PARLEY_LOGIN_FREE_FAILURES", "0"),
+    ("PARLEY_LOGIN_FAILURES_PER_ADDRESS_PER_HOUR", "0"),
+    ("PARLEY_MAX_HASHES_PER_ADDRESS", "0"),
+    ("PARLEY_MAX_HASHES_IN_FLIGHT", "0"),
+];
+
 /// A running server process; killed when dropped.
 pub struct Server {
     child: Child,
@@ -32,7 +43,9 @@ impl Drop for Server {
 
 impl Server {
     /// Starts `target/release/parley` (or `PARLEY_BIN`) on `db`: `sqlite` (a new file),
-    /// `memory`, or a `postgres://` URL, with `env` added to its environment.
+    /// `memory`, or a `postgres://` URL, with `env` added to its environment. The rate limits
+    /// and the admission of password hashes are off (one client address registers and logs
+    /// in every user), unless `env` sets them.
     pub async fn start(db: &str, env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -53,6 +66,7 @@ impl Server {
             .env("DATABASE_URL", &database_url)
             .env("SECRET_KEY", "bench-secret-bench-secret-bench-secret")
             .env("PARLEY_LOG", "warn")
+            .envs(LIMITS_OFF.iter().copied())
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .spawn()

@@ -3,6 +3,7 @@
 //! the HTTP adapter maps each case to one status and one stable code.
 
 use std::borrow::Cow;
+use std::time::Duration;
 
 /// A request field that breaks a rule, with a sentence a person can read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -51,8 +52,10 @@ pub enum Error {
     Forbidden(&'static str),
     #[error("{0}")]
     Conflict(&'static str),
-    #[error("Too many failed attempts; try again after {0}.")]
-    TooManyAttempts(String),
+    #[error("Too many failed attempts; try again in {} s.", whole_seconds(*retry_after))]
+    TooManyAttempts { retry_after: Duration },
+    #[error("Too many requests; try again in {} s.", whole_seconds(*retry_after))]
+    RateLimited { retry_after: Duration },
     #[error("unexpected error: {0}")]
     Unexpected(#[source] anyhow::Error),
 }
@@ -62,6 +65,23 @@ impl Error {
     pub fn unexpected(e: impl Into<anyhow::Error>) -> Self {
         Self::Unexpected(e.into())
     }
+
+    /// For a refusal that passes with time, the whole seconds to wait before trying again
+    /// (at least one).
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Self::TooManyAttempts { retry_after } | Self::RateLimited { retry_after } => {
+                Some(whole_seconds(*retry_after))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// `d` in seconds, rounded up, and never less than one: what `Retry-After` says.
+pub fn whole_seconds(d: Duration) -> u64 {
+    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    secs.max(1)
 }
 
 /// The result type of the domain and its ports.

@@ -345,6 +345,14 @@ pub struct AuthUser {
     pub session_expires_at: DateTime<Utc>,
 }
 
+/// Who is on the other end of a request: the address it came from (the peer's, or the one a
+/// trusted proxy names) and the program it says it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    pub address: std::net::IpAddr,
+    pub user_agent: Option<String>,
+}
+
 /// The id (`jti`) of one issued token.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SessionId(pub String);

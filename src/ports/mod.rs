@@ -28,9 +28,9 @@ use crate::domain::{
 #[cfg(any(test, feature = "mocks"))]
 pub use presence::MockPresenceTracker;
 pub use presence::PresenceTracker;
+pub use throttle::{Account, FailureKey, Failures, HashAdmission, HashPermit, LoginFailures};
 #[cfg(any(test, feature = "mocks"))]
-pub use throttle::MockLoginFailures;
-pub use throttle::{Failures, LoginFailures};
+pub use throttle::{MockHashAdmission, MockLoginFailures};
 
 /// Where users are kept.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]

@@ -1,40 +1,91 @@
-//! Failed logins, counted wherever logins are served.
+//! What slows down password guessing: failed logins, counted wherever logins are served, and
+//! the admission of password hashes, which cost real CPU time each.
+
+use std::net::IpAddr;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 
+use crate::domain::UserId;
 use crate::domain::error::Result;
 
-/// The failures counted for one login name within its window.
+/// The account a login tries: the user it names, whether by username or email, or, when it
+/// names nobody, the login name itself, case-folded.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Account {
+    User(UserId),
+    Unknown(String),
+}
+
+/// What failed logins are counted against.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum FailureKey {
+    /// One address trying one account.
+    Attempt { address: IpAddr, account: Account },
+    /// One address, whichever accounts it tries.
+    Address(IpAddr),
+}
+
+/// The failures counted under one key within its window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Failures {
     /// How many attempts failed since the window opened.
     pub count: u32,
+    /// When the latest of them failed.
+    pub last: DateTime<Utc>,
     /// When the window closes and the count is forgotten.
     pub until: DateTime<Utc>,
 }
 
-/// Counts failed logins per login name over a window that opens at the first failure. The
-/// service decides how many are too many; this only counts. Keys arrive already normalized.
+/// Counts failed logins per key over a window that opens at the first failure. The service
+/// decides how many are too many and how long an address waits; this only counts. A shared
+/// store (Redis, say) implements it with a counter, a timestamp and an expiry per key, so
+/// that every instance counts the same failures.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait LoginFailures: Send + Sync + 'static {
-    /// The failures of `login` whose window is still open at `now`, if any.
+    /// The failures under `key` whose window is still open at `now`, if any.
     ///
     /// # Errors
     /// `Unexpected` when a shared counter cannot be reached.
-    async fn get(&self, login: &str, now: DateTime<Utc>) -> Result<Option<Failures>>;
+    async fn get(&self, key: &FailureKey, now: DateTime<Utc>) -> Result<Option<Failures>>;
 
-    /// Counts one more failure of `login` at `now`; a window of `window` opens with the first
-    /// failure after the last one closed. Windows already closed may be forgotten.
+    /// Counts one more failure under `key` at `now`; a window of `window` opens with the
+    /// first failure after the last one closed. Windows already closed may be forgotten.
     ///
     /// # Errors
     /// `Unexpected` when a shared counter cannot be reached.
-    async fn add(&self, login: &str, now: DateTime<Utc>, window: Duration) -> Result<()>;
+    async fn add(&self, key: &FailureKey, now: DateTime<Utc>, window: Duration) -> Result<()>;
 
-    /// Forgets the failures of `login`.
+    /// Forgets the failures under `key`.
     ///
     /// # Errors
     /// `Unexpected` when a shared counter cannot be reached.
-    async fn clear(&self, login: &str) -> Result<()>;
+    async fn clear(&self, key: &FailureKey) -> Result<()>;
+}
+
+/// A place among the password hashes admitted; the place is free again when this is dropped.
+pub struct HashPermit(#[allow(dead_code)] Box<dyn Send + Sync>);
+
+impl HashPermit {
+    /// A permit whose place is freed when `guard` is dropped.
+    pub fn new(guard: impl Send + Sync + 'static) -> Self {
+        Self(Box::new(guard))
+    }
+}
+
+impl std::fmt::Debug for HashPermit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HashPermit")
+    }
+}
+
+/// Admits password hashes (each tens of milliseconds of CPU) so that one address cannot fill
+/// the queue for everyone: a hash is admitted, or refused at once, never left to wait behind
+/// an unbounded queue. Admission is about this process's CPU, so it is counted per process.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait HashAdmission: Send + Sync + 'static {
+    /// A permit to hash a password for `address`, or `None` when `address` already holds
+    /// `per_address` permits or `total` are held over all addresses. A limit of 0 is none.
+    fn admit(&self, address: IpAddr, per_address: usize, total: usize) -> Option<HashPermit>;
 }

@@ -14,9 +14,9 @@ mod presence;
 mod testing;
 mod users;
 
-pub use auth::AuthService;
 #[cfg(test)]
 pub(crate) use auth::DECOY_HASH;
+pub use auth::{AuthService, LoginLimits};
 pub use chats::ChatService;
 pub use members::MembershipService;
 pub use messages::{MessageService, TYPING_EXPIRES_AFTER};

@@ -187,7 +187,8 @@ async fn two_instances_on_one_postgres_hear_each_other() {
 
 #[tokio::test]
 async fn a_flooding_socket_is_slowed_down_not_served_or_dropped() {
-    let app = TestApp::spawn(Backend::Memory).await;
+    // The production default: 20 a second, bursts of 60.
+    let app = TestApp::spawn_with(Backend::Memory, |c| c.ws_frames_per_second = 20).await;
     let [ann, bob] = app.users(["ann", "bob"]).await;
     let chat = ann.direct_with(&bob).await;
     let mut a = ann.ws_chat(chat).await;

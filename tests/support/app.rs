@@ -12,6 +12,7 @@ use parley::App;
 use parley::adapters::argon2::Argon2Hasher;
 use parley::app::{Backing, Stopper};
 use parley::config::{Config, Secret};
+use parley::ports::PasswordHasher;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -25,6 +26,37 @@ pub const PASSWORD: &str = "password123";
 /// The body of `POST /auth/register`.
 pub fn register_body(username: &str, email: &str, password: &str, confirm: &str) -> Value {
     json!({"username": username, "email": email, "password": password, "password_confirm": confirm})
+}
+
+/// Cheap hashing keeps tests fast; production parameters are tested in the adapter.
+pub fn cheap_hasher() -> Arc<dyn PasswordHasher> {
+    Arc::new(Argon2Hasher::with_params(512, 1, 1))
+}
+
+/// The configuration of a test server on `db_url` at `bind`, with [`generous`] limits.
+fn config(db_url: &str, bind: SocketAddr) -> Config {
+    let mut config = Config {
+        bind,
+        database_url: Some(db_url.to_owned()),
+        secret_key: Some(Secret::new(SECRET)),
+        db_max_connections: 10,
+        ..Config::default()
+    };
+    generous(&mut config);
+    config
+}
+
+/// Switches off the limits that tests of something else would trip (every test client comes
+/// from one address, registers many users and logs them in at once, and some post as fast as
+/// they can): requests, registrations and password hashes per address and per user, and
+/// what a user may send. Failed logins stay counted as in production (no test fails sixty).
+pub fn generous(config: &mut Config) {
+    config.ws_frames_per_second = 0;
+    config.requests_per_minute_per_user = 0;
+    config.requests_per_minute_per_address = 0;
+    config.registrations_per_address_per_hour = 0;
+    config.max_hashes_per_address = 0;
+    config.max_hashes_in_flight = 0;
 }
 
 /// Which storage a test server runs on.
@@ -46,8 +78,23 @@ pub struct TestApp {
 }
 
 impl TestApp {
-    /// A server on a fresh database of `backend`.
+    /// A server on a fresh database of `backend`, with the limits of [`generous`].
     pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    /// A server on a fresh database of `backend`, configured by `configure` after
+    /// [`generous`]: the tests of a limit set it tight here.
+    pub async fn spawn_with(backend: Backend, configure: impl FnOnce(&mut Config)) -> Self {
+        Self::spawn_hashing(backend, configure, cheap_hasher()).await
+    }
+
+    /// [`TestApp::spawn_with`], hashing passwords with `hasher`.
+    pub async fn spawn_hashing(
+        backend: Backend,
+        configure: impl FnOnce(&mut Config),
+        hasher: Arc<dyn PasswordHasher>,
+    ) -> Self {
         let (db_url, dir) = match backend {
             Backend::Memory => ("memory://".to_owned(), None),
             Backend::Sqlite => {
@@ -57,7 +104,9 @@ impl TestApp {
             }
             Backend::Postgres => (super::postgres::fresh_database_url().await, None),
         };
-        Self::spawn_at(&db_url, "127.0.0.1:0".parse().unwrap(), dir).await
+        let mut config = config(&db_url, "127.0.0.1:0".parse().unwrap());
+        configure(&mut config);
+        Self::start(config, dir, hasher).await
     }
 
     /// A server on an existing database URL, bound to `bind`.
@@ -66,7 +115,7 @@ impl TestApp {
         bind: SocketAddr,
         dir: Option<Arc<tempfile::TempDir>>,
     ) -> Self {
-        Self::spawn_configured(db_url, bind, dir, |_| {}).await
+        Self::start(config(db_url, bind), dir, cheap_hasher()).await
     }
 
     /// [`TestApp::spawn_at`] with the test configuration changed by `configure`.
@@ -76,25 +125,27 @@ impl TestApp {
         dir: Option<Arc<tempfile::TempDir>>,
         configure: impl FnOnce(&mut Config),
     ) -> Self {
-        let mut config = Config {
-            bind,
-            database_url: Some(db_url.to_owned()),
-            secret_key: Some(Secret::new(SECRET)),
-            db_max_connections: 10,
-            ..Config::default()
-        };
+        let mut config = config(db_url, bind);
         configure(&mut config);
+        Self::start(config, dir, cheap_hasher()).await
+    }
+
+    async fn start(
+        config: Config,
+        dir: Option<Arc<tempfile::TempDir>>,
+        hasher: Arc<dyn PasswordHasher>,
+    ) -> Self {
+        let db_url = config.database_url.clone().expect("a database URL");
         let backing = Backing::open(&config).await.expect("open storage");
-        // Cheap hashing keeps tests fast; production parameters are tested in the adapter.
-        let hasher = Arc::new(Argon2Hasher::with_params(512, 1, 1));
         let app = App::build_with(config, backing, hasher)
             .await
             .expect("build app");
-        Self::run(app, db_url, dir)
+        Self::run(app, &db_url, dir)
     }
 
     /// Runs a server built elsewhere (with [`App::builder`], say) on `db_url`.
     pub fn run(app: App, db_url: &str, dir: Option<Arc<tempfile::TempDir>>) -> Self {
+        let db_url = db_url.to_owned();
         let addr = app.local_addr();
         let stopper = app.stopper();
         let handle = tokio::spawn(async move {
@@ -103,7 +154,7 @@ impl TestApp {
         Self {
             addr,
             base: format!("http://{addr}"),
-            db_url: db_url.to_owned(),
+            db_url,
             stopper,
             handle,
             _dir: dir,

@@ -1,14 +1,16 @@
 //! Who is calling: the token from the `Authorization: Bearer` header, the `access_token`
-//! cookie, or (sockets only) `?token=`; and the Origin check that keeps other sites from
-//! riding on the cookie.
+//! cookie, or (sockets only) `?token=`; the address and program the request comes from; and
+//! the Origin check that keeps other sites from riding on the cookie.
 
-use salvo::http::header::{AUTHORIZATION, ORIGIN, REFERER};
+use std::net::{IpAddr, SocketAddr};
+
+use salvo::http::header::{AUTHORIZATION, ORIGIN, REFERER, USER_AGENT};
 use salvo::http::{Method, StatusCode};
 use salvo::prelude::*;
 
 use super::HttpState;
 use super::error::ApiError;
-use crate::domain::AuthUser;
+use crate::domain::{AuthUser, Client};
 
 /// The name of the session cookie.
 pub const COOKIE: &str = "access_token";
@@ -38,6 +40,38 @@ pub fn token(req: &Request, allow_query: bool) -> Option<(String, Source)> {
     }
     req.cookie(COOKIE)
         .map(|c| (c.value().to_owned(), Source::Cookie))
+}
+
+/// Where a request comes from. The address is the peer's, unless the server is configured to
+/// sit behind a proxy and names the header the proxy puts the client's address in: then it is
+/// the last address in the last such header, the one the proxy itself appended (earlier ones
+/// were sent by the client and prove nothing). Without a readable address there, the peer's.
+pub fn client(state: &HttpState, req: &Request) -> Client {
+    let peer = req
+        .remote_addr()
+        .ip()
+        .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+    let forwarded = state.client_address_header.as_ref().and_then(|name| {
+        let last = req.headers().get_all(name).iter().next_back()?;
+        parse_address(last.to_str().ok()?.rsplit(',').next()?)
+    });
+    Client {
+        address: forwarded.unwrap_or(peer),
+        user_agent: req
+            .headers()
+            .get(USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    }
+}
+
+/// An address as proxies write it: `203.0.113.7`, `2001:db8::1`, `[2001:db8::1]:443` or
+/// `203.0.113.7:5000`.
+fn parse_address(s: &str) -> Option<IpAddr> {
+    let s = s.trim();
+    s.parse::<IpAddr>()
+        .ok()
+        .or_else(|| s.parse::<SocketAddr>().ok().map(|a| a.ip()))
 }
 
 /// Authenticates an HTTP request.
@@ -102,7 +136,22 @@ pub fn origin_of(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::origin_of;
+    use super::{origin_of, parse_address};
+
+    #[test]
+    fn proxy_addresses_parse_with_or_without_a_port() {
+        assert_eq!(parse_address(" 203.0.113.7"), Some([203, 0, 113, 7].into()));
+        assert_eq!(
+            parse_address("203.0.113.7:5000"),
+            Some([203, 0, 113, 7].into())
+        );
+        assert_eq!(
+            parse_address("[2001:db8::1]:443"),
+            "2001:db8::1".parse().ok()
+        );
+        assert_eq!(parse_address("2001:db8::1"), "2001:db8::1".parse().ok());
+        assert_eq!(parse_address("unknown"), None);
+    }
 
     #[test]
     fn origin_of_keeps_scheme_host_and_port_only() {

@@ -18,6 +18,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub detail: Cow<'static, str>,
     pub field: Option<Cow<'static, str>>,
+    /// For a refusal that passes with time (429), the seconds to wait: `Retry-After`.
+    pub retry_after: Option<u64>,
 }
 
 /// The body of every error response.
@@ -43,6 +45,19 @@ impl ApiError {
             code,
             detail: detail.into(),
             field: None,
+            retry_after: None,
+        }
+    }
+
+    /// 429 `rate_limited`, to be tried again in `retry_after` seconds.
+    pub fn rate_limited(retry_after: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after.max(1)),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("Too many requests; try again in {} s.", retry_after.max(1)),
+            )
         }
     }
 
@@ -81,6 +96,7 @@ impl ApiError {
             }
             StatusCode::UNAUTHORIZED => ("not_authenticated", "Not authenticated."),
             StatusCode::FORBIDDEN => ("forbidden", "Forbidden."),
+            StatusCode::TOO_MANY_REQUESTS => ("rate_limited", "Too many requests; slow down."),
             s if s.is_client_error() => ("bad_request", "Bad request."),
             _ => ("internal_error", "Something went wrong on our side."),
         };
@@ -105,7 +121,8 @@ impl From<Error> for ApiError {
             Error::ChatWithSelf => (S::BAD_REQUEST, "chat_with_self"),
             Error::Forbidden(_) => (S::FORBIDDEN, "forbidden"),
             Error::Conflict(_) => (S::CONFLICT, "conflict"),
-            Error::TooManyAttempts(_) => (S::TOO_MANY_REQUESTS, "too_many_attempts"),
+            Error::TooManyAttempts { .. } => (S::TOO_MANY_REQUESTS, "too_many_attempts"),
+            Error::RateLimited { .. } => (S::TOO_MANY_REQUESTS, "rate_limited"),
             Error::Unexpected(cause) => {
                 tracing::error!(error = ?cause, "request failed");
                 return Self::new(
@@ -115,7 +132,10 @@ impl From<Error> for ApiError {
                 );
             }
         };
-        Self::new(status, code, e.to_string())
+        Self {
+            retry_after: e.retry_after_secs(),
+            ..Self::new(status, code, e.to_string())
+        }
     }
 }
 
@@ -126,6 +146,9 @@ impl Scribe for ApiError {
         }
         if self.status == StatusCode::UNAUTHORIZED {
             let _ = res.add_header("www-authenticate", "Bearer", true);
+        }
+        if let Some(secs) = self.retry_after {
+            let _ = res.add_header("retry-after", secs, true);
         }
         res.status_code(self.status);
         res.render(Json(self.body()));
@@ -141,7 +164,7 @@ impl EndpointOutRegister for ApiError {
             ("404", "Not found"),
             ("409", "Conflict"),
             ("422", "Invalid field"),
-            ("429", "Too many failed logins"),
+            ("429", "Too many failed logins or requests; see Retry-After"),
         ] {
             operation.responses.insert(
                 status,
@@ -152,13 +175,21 @@ impl EndpointOutRegister for ApiError {
     }
 }
 
-/// Renders salvo's own refusals (unknown route, wrong method, ...) in the API's error shape.
+/// Renders salvo's own refusals (unknown route, wrong method, a rate limiter's 429, ...) in
+/// the API's error shape.
 #[handler]
 pub async fn catch_status(res: &mut Response, ctrl: &mut FlowCtrl) {
     let status = res.status_code.unwrap_or(StatusCode::NOT_FOUND);
     if status.is_client_error() || status.is_server_error() {
-        let e = ApiError::for_status(status);
+        let e = if status == StatusCode::TOO_MANY_REQUESTS {
+            ApiError::rate_limited(super::limits::retry_after(res.headers()))
+        } else {
+            ApiError::for_status(status)
+        };
         res.status_code(status);
+        if let Some(secs) = e.retry_after {
+            let _ = res.add_header("retry-after", secs, true);
+        }
         res.render(Json(e.body()));
         ctrl.skip_rest();
     }

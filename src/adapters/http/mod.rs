@@ -7,6 +7,7 @@ pub mod auth;
 mod delivered;
 pub mod dto;
 pub mod error;
+pub mod limits;
 pub mod protocol;
 pub mod registry;
 pub mod routes;
@@ -20,6 +21,7 @@ use salvo::affix_state;
 use salvo::catch_panic::CatchPanic;
 use salvo::catcher::Catcher;
 use salvo::http::Method;
+use salvo::http::header::HeaderName;
 use salvo::oapi::OpenApi;
 use salvo::oapi::swagger_ui::SwaggerUi;
 use salvo::prelude::*;
@@ -30,6 +32,7 @@ use tokio::sync::watch;
 use crate::services::{
     AuthService, ChatService, MembershipService, MessageService, PresenceService, UserDirectory,
 };
+use limits::{HttpLimits, SendBudget};
 use registry::Registry;
 
 /// The web client, compiled into the binary (read from disk in debug builds, so editing
@@ -52,8 +55,12 @@ pub struct HttpState {
     pub cookie_secure: bool,
     /// Flips to true when the server stops; sockets close with 1001.
     pub shutdown: watch::Receiver<bool>,
-    /// Frames a client may send per second on one socket (bursts of three seconds' worth).
-    pub frames_per_second: u32,
+    /// The rate limits on requests, registrations and what users send.
+    pub limits: HttpLimits,
+    /// What each user may still send, over all their sockets and HTTP together.
+    pub budget: SendBudget,
+    /// The header a trusted proxy puts the client's address in, when the server is behind one.
+    pub client_address_header: Option<HeaderName>,
     /// The most messages a resume replays; further back gets `resync`.
     pub resume_max_messages: u32,
     /// The most sockets one user may hold open in this process; 0 for no limit.
@@ -136,8 +143,12 @@ pub fn service(state: Arc<HttpState>) -> Service {
 /// the web client.
 pub fn router(state: Arc<HttpState>) -> Router {
     let serve_metrics = state.serve_metrics;
+    let mut register = Router::with_path("auth/register").post(routes::register);
+    if let Some(limiter) = limits::registration_limiter(&state) {
+        register = register.hoop(limiter);
+    }
     let api = Router::new()
-        .push(Router::with_path("auth/register").post(routes::register))
+        .push(register)
         .push(Router::with_path("auth/login").post(routes::login))
         .push(Router::with_path("auth/me").get(routes::current_user))
         .push(Router::with_path("auth/session").get(routes::session))
@@ -165,11 +176,15 @@ pub fn router(state: Arc<HttpState>) -> Router {
                 .push(Router::with_path("{chat_id}").get(routes::chat_details)),
         );
     let doc = OpenApi::new("Parley", env!("CARGO_PKG_VERSION")).merge_router(&api);
+    let request_limiters = limits::request_limiters(&state);
     let mut router = Router::new()
         // A bug in one handler answers that request with a 500, not a dropped connection.
         .hoop(CatchPanic::new())
         .hoop(affix_state::inject(state))
-        .hoop(security_headers)
+        .hoop(security_headers);
+    // Before any handler reads a body, checks a password or opens a socket.
+    router.hoops.extend(request_limiters);
+    let mut router = router
         .push(api)
         .push(Router::with_path("ws").goal(ws::user_socket))
         .push(Router::with_path("ws/{chat_id}").goal(ws::chat_socket))

@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 
 use super::HttpState;
 use super::access_log;
-use super::auth::{COOKIE, authenticate, check_origin};
+use super::auth::{COOKIE, authenticate, check_origin, client};
 use super::dto::*;
 use super::error::ApiError;
 use crate::domain::{AuthUser, ChatId, MessageId, PageRequest, Password, UserId};
@@ -94,8 +94,9 @@ fn query_id(req: &Request, name: &'static str) -> Result<Option<i64>, ApiError> 
 /// Register a new account.
 ///
 /// From a browser, only from an allowed origin: a page elsewhere gets 403, whatever the
-/// content type it sends.
-#[endpoint(tags("auth"), request_body = RegisterBody, status_codes(201, 400, 403, 409, 422))]
+/// content type it sends. 429 past the registrations allowed per address per hour, or while
+/// this address already has passwords being hashed.
+#[endpoint(tags("auth"), request_body = RegisterBody, status_codes(201, 400, 403, 409, 422, 429))]
 pub async fn register(
     req: &mut Request,
     depot: &mut Depot,
@@ -105,7 +106,10 @@ pub async fn register(
     check_origin(&state, req, false)?;
     let body: RegisterBody = json_body(req).await?;
     let (username, email, password) = body.try_into_domain().map_err(crate::domain::Error::from)?;
-    let user = state.auth.register(username, email, password).await?;
+    let user = state
+        .auth
+        .register(username, email, password, &client(&state, req))
+        .await?;
     res.status_code(StatusCode::CREATED);
     Ok(Json(user.into()))
 }
@@ -114,8 +118,10 @@ pub async fn register(
 ///
 /// Accepts `application/x-www-form-urlencoded` (as OAuth2 password clients send) or JSON. Also
 /// sets the token in an HttpOnly `access_token` cookie. From a browser, only from an allowed
-/// origin, so that no other site can sign a visitor into an account of its choosing.
-#[endpoint(tags("auth"), request_body = LoginBody, status_codes(200, 400, 401, 403, 422))]
+/// origin, so that no other site can sign a visitor into an account of its choosing. 429 with
+/// `Retry-After` while this address must wait after failed logins, or while it already has
+/// passwords being hashed.
+#[endpoint(tags("auth"), request_body = LoginBody, status_codes(200, 400, 401, 403, 422, 429))]
 pub async fn login(
     req: &mut Request,
     depot: &mut Depot,
@@ -139,7 +145,11 @@ pub async fn login(
     };
     let token = state
         .auth
-        .login(&body.username, &Password::for_login(&body.password))
+        .login(
+            &body.username,
+            &Password::for_login(&body.password),
+            &client(&state, req),
+        )
         .await;
     count_login(&token);
     let token = token?;
@@ -379,14 +389,20 @@ pub async fn history(
 /// Post a message over HTTP (the socket is the usual way); it is delivered like any other.
 ///
 /// With a `client_id`, sending again stores nothing: 201 answers the message stored now, 200
-/// the same message stored by an earlier send.
-#[endpoint(tags("chats"), request_body = PostMessageBody, parameters(("chat_id" = i64, Path)), status_codes(200, 201, 401, 403, 404, 422))]
+/// the same message stored by an earlier send. Each post takes from the same per-user budget
+/// as socket frames: past it, 429 `rate_limited` with `Retry-After`.
+#[endpoint(tags("chats"), request_body = PostMessageBody, parameters(("chat_id" = i64, Path)), status_codes(200, 201, 401, 403, 404, 422, 429))]
 pub async fn post_message(
     req: &mut Request,
     depot: &mut Depot,
     res: &mut Response,
 ) -> Result<Json<MessageOut>, ApiError> {
     let (state, me) = caller(depot, req).await?;
+    state
+        .budget
+        .take(me.id)
+        .await
+        .map_err(ApiError::rate_limited)?;
     let chat_id = ChatId(path_id(req, "chat_id")?);
     let body: PostMessageBody = json_body(req).await?;
     let posted = state
@@ -424,7 +440,7 @@ fn count_login<T>(outcome: &crate::domain::error::Result<T>) {
     let outcome = match outcome {
         Ok(_) => "ok",
         Err(Error::InvalidCredentials) => "invalid",
-        Err(Error::TooManyAttempts(_)) => "throttled",
+        Err(Error::TooManyAttempts { .. } | Error::RateLimited { .. }) => "throttled",
         Err(_) => "refused",
     };
     metrics::counter!("parley_logins_total", "outcome" => outcome).increment(1);

@@ -61,11 +61,14 @@ async fn authenticate_socket(state: &HttpState, req: &Request) -> Result<AuthUse
     let me = state.auth.authenticate(&token).await?;
     let cap = state.max_sockets_per_user;
     if cap > 0 && state.registry.sockets_of(me.id) >= cap {
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_sockets",
-            format!("At most {cap} sockets per user; close one first."),
-        ));
+        return Err(ApiError {
+            retry_after: Some(SOCKET_RETRY_AFTER_SECS),
+            ..ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_sockets",
+                format!("At most {cap} sockets per user; close one first."),
+            )
+        });
     }
     Ok(me)
 }
@@ -114,12 +117,7 @@ pub async fn user_socket(req: &mut Request, depot: &mut Depot, res: &mut Respons
 }
 
 fn refuse(res: &mut Response, e: ApiError) {
-    if e.status == StatusCode::TOO_MANY_REQUESTS {
-        res.add_header("retry-after", SOCKET_RETRY_AFTER_SECS, true)
-            .ok();
-    }
-    res.status_code(e.status);
-    res.render(Json(e.body()));
+    res.render(e);
 }
 
 async fn upgrade(
@@ -240,7 +238,6 @@ impl Session {
         let (reply_tx, mut replies) = mpsc::channel::<Reply>(16);
         // Reading and writing run side by side, so that while a client's frame is being
         // stored, events keep flowing out to it instead of piling up in its queue.
-        let mut bucket = Bucket::new(session.state.frames_per_second);
         let reader = async {
             while let Some(frame) = stream.next().await {
                 let Ok(msg) = frame else {
@@ -253,7 +250,8 @@ impl Session {
                 if msg.is_ping() || msg.is_pong() {
                     continue;
                 }
-                let reply = if bucket.take() {
+                // One budget per user over all their sockets and HTTP posts.
+                let reply = if session.state.budget.take(session.me.id).await.is_ok() {
                     session.handle(&msg).await
                 } else {
                     // The refusal names the message it refuses, so its sender can retry it.
@@ -586,39 +584,6 @@ impl Session {
                 typing.remove(&chat);
             }
             ClientFrame::Read { .. } | ClientFrame::Resume { .. } => {}
-        }
-    }
-}
-
-/// A token bucket: `rate` frames a second on average, bursts of up to three seconds' worth.
-/// Every frame a client sends may write to storage and wake every member's socket, so one
-/// client must not be able to flood a chat.
-struct Bucket {
-    rate: f64,
-    tokens: f64,
-    last: Instant,
-}
-
-impl Bucket {
-    fn new(rate: u32) -> Self {
-        let rate = f64::from(rate);
-        Self {
-            rate,
-            tokens: rate * 3.0,
-            last: Instant::now(),
-        }
-    }
-
-    fn take(&mut self) -> bool {
-        let now = Instant::now();
-        let refill = now.duration_since(self.last).as_secs_f64() * self.rate;
-        self.tokens = (self.tokens + refill).min(self.rate * 3.0);
-        self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
         }
     }
 }
