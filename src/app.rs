@@ -184,7 +184,7 @@ impl App {
                 bytes.to_vec()
             }
         };
-        let tokens = JwtTokens::new(&secret, chrono::Duration::minutes(config.token_ttl_minutes))?;
+        let tokens = JwtTokens::new(&secret, config.token_ttl())?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let limits = Limits {
             max_message_chars: config.max_message_chars,
@@ -198,7 +198,8 @@ impl App {
             clock.clone(),
             bus.clone(),
             Arc::new(LocalLoginFailures::new()),
-        );
+        )
+        .with_session_idle(config.session_idle());
         let users = UserDirectory::new(storage.users.clone());
         let chats = ChatService::new(storage.chats.clone(), bus.clone(), clock.clone(), limits);
         let members = MembershipService::new(

@@ -48,6 +48,11 @@ pub struct TestApp {
 impl TestApp {
     /// A server on a fresh database of `backend`.
     pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    /// A server on a fresh database of `backend`, its configuration changed by `configure`.
+    pub async fn spawn_with(backend: Backend, configure: impl FnOnce(&mut Config)) -> Self {
         let (db_url, dir) = match backend {
             Backend::Memory => ("memory://".to_owned(), None),
             Backend::Sqlite => {
@@ -57,7 +62,7 @@ impl TestApp {
             }
             Backend::Postgres => (super::postgres::fresh_database_url().await, None),
         };
-        Self::spawn_at(&db_url, "127.0.0.1:0".parse().unwrap(), dir).await
+        Self::spawn_configured(&db_url, "127.0.0.1:0".parse().unwrap(), dir, configure).await
     }
 
     /// A server on an existing database URL, bound to `bind`.
@@ -66,13 +71,23 @@ impl TestApp {
         bind: SocketAddr,
         dir: Option<Arc<tempfile::TempDir>>,
     ) -> Self {
-        let config = Config {
+        Self::spawn_configured(db_url, bind, dir, |_| {}).await
+    }
+
+    async fn spawn_configured(
+        db_url: &str,
+        bind: SocketAddr,
+        dir: Option<Arc<tempfile::TempDir>>,
+        configure: impl FnOnce(&mut Config),
+    ) -> Self {
+        let mut config = Config {
             bind,
             database_url: Some(db_url.to_owned()),
             secret_key: Some(Secret::new(SECRET)),
             db_max_connections: 10,
             ..Config::default()
         };
+        configure(&mut config);
         let backing = Backing::open(&config).await.expect("open storage");
         // Cheap hashing keeps tests fast; production parameters are tested in the adapter.
         let hasher = Arc::new(Argon2Hasher::with_params(512, 1, 1));
@@ -194,6 +209,19 @@ pub struct TestUser {
 }
 
 impl TestUser {
+    /// The server session this user's token belongs to (its `sid` claim).
+    pub fn session_id(&self) -> String {
+        session_of(&self.token)
+    }
+
+    /// This user signed in with another token (of another session, say).
+    pub fn with_token(&self, token: &str) -> Self {
+        Self {
+            token: token.to_owned(),
+            ..self.clone()
+        }
+    }
+
     fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         reqwest::Client::new()
             .request(method, format!("{}{}", self.base, path))
@@ -255,6 +283,22 @@ impl TestUser {
         ws.expect("ready", |v| v["action"] == "ready").await;
         ws
     }
+}
+
+/// The session (`sid` claim) of an access token signed with [`SECRET`].
+pub fn session_of(token: &str) -> String {
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.validate_exp = false;
+    jsonwebtoken::decode::<Value>(
+        token,
+        &jsonwebtoken::DecodingKey::from_secret(SECRET.as_bytes()),
+        &validation,
+    )
+    .expect("a token signed by the test server")
+    .claims["sid"]
+        .as_str()
+        .expect("a sid claim")
+        .to_owned()
 }
 
 async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {

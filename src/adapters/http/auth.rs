@@ -1,17 +1,51 @@
 //! Who is calling: the token from the `Authorization: Bearer` header, the `access_token`
-//! cookie, or (sockets only) `?token=`; and the Origin check that keeps other sites from
-//! riding on the cookie.
+//! cookie, or (sockets only) `?token=`; where a login comes from; and the Origin check that
+//! keeps other sites from riding on the cookie.
 
-use salvo::http::header::{AUTHORIZATION, ORIGIN, REFERER};
+use std::net::{IpAddr, Ipv4Addr};
+
+use salvo::http::header::{AUTHORIZATION, ORIGIN, REFERER, USER_AGENT};
 use salvo::http::{Method, StatusCode};
 use salvo::prelude::*;
 
 use super::HttpState;
 use super::error::ApiError;
-use crate::domain::AuthUser;
+use crate::domain::{AuthUser, Client};
 
 /// The name of the session cookie.
 pub const COOKIE: &str = "access_token";
+
+/// The name of the cookie holding the refresh token, sent to `/auth` paths only.
+pub const REFRESH_COOKIE: &str = "refresh_token";
+
+/// The longest user agent kept with a session, in characters.
+const MAX_USER_AGENT_CHARS: usize = 256;
+
+/// Where a request comes from and what it says it is: the peer's address and its
+/// `User-Agent` (control characters dropped, cut to a sane length). `state` holds the
+/// server's policy on whom to believe about addresses.
+pub fn client(state: &HttpState, req: &Request) -> Client {
+    let _ = state;
+    let address = req
+        .remote_addr()
+        .ip()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ip| ip.to_canonical());
+    let user_agent = req
+        .headers()
+        .get(USER_AGENT)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .map(|ua| {
+            ua.chars()
+                .filter(|c| !c.is_control())
+                .take(MAX_USER_AGENT_CHARS)
+                .collect::<String>()
+        })
+        .filter(|ua| !ua.trim().is_empty());
+    Client {
+        address,
+        user_agent,
+    }
+}
 
 /// Where a request's token came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
