@@ -4,12 +4,15 @@
 
 use std::time::{Duration, Instant};
 
+use parley::adapters::jwt::JwtTokens;
+use parley::domain::{SessionId, UserId};
+use parley::ports::TokenService;
 use serde_json::json;
 
 use crate::driver::Browser;
 use crate::page::tid;
 use crate::setup;
-use crate::support::app::{Backend, TestApp, WAIT, is_message};
+use crate::support::app::{Backend, SECRET, TestApp, TestUser, WAIT, is_message};
 
 /// Watches the page for the "Reconnecting..." banner from now on; read with
 /// [`BANNER_SEEN_JS`].
@@ -19,6 +22,16 @@ const WATCH_BANNER_JS: &str = "window.__bannerSeen = false; \
     }).observe(document.body, { childList: true, subtree: true }); \
     return true;";
 const BANNER_SEEN_JS: &str = "return window.__bannerSeen;";
+
+/// `user` with a token of the same session that lives an hour, signed as the server signs.
+fn long_lived(user: &TestUser) -> TestUser {
+    let token = JwtTokens::new(SECRET.as_bytes(), chrono::Duration::hours(1))
+        .unwrap()
+        .issue(UserId(user.id), &SessionId(user.session_id()))
+        .unwrap()
+        .token;
+    user.with_token(&token)
+}
 
 /// Access tokens live three seconds: the page renews them before they expire, and its socket
 /// (which closes when the token it was opened with expires) reconnects and resumes quietly.
@@ -30,6 +43,8 @@ async fn a_page_in_use_stays_signed_in_past_the_access_token_lifetime() {
     let started = Instant::now();
     let app = TestApp::spawn_with(Backend::Sqlite, |c| c.token_ttl_seconds = Some(3)).await;
     let [ann_api, bob_api] = app.users(["ann", "bob"]).await;
+    // The people on the API side hold tokens that outlast the test.
+    let (ann_api, bob_api) = (long_lived(&ann_api), long_lived(&bob_api));
     let chat = bob_api.direct_with(&ann_api).await;
     let ann = Browser::desktop(driver, "ann").await;
     ann.login(&app, "ann").await;
