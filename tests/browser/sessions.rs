@@ -223,7 +223,17 @@ async fn the_sessions_dialog_signs_devices_out_and_changes_the_password() {
     ann.fill(&tid("sessions-new_password"), "a brand new password")
         .await;
     ann.click(&tid("change-password")).await;
-    ann.wait_hidden(wrong_field).await;
+    ann.wait_js(
+        "the password changed",
+        "return document.querySelector('.modal-sessions [role=status]').textContent;",
+        vec![],
+        |v| {
+            v.as_str()
+                .is_some_and(|t| t.starts_with("Password changed."))
+        },
+    )
+    .await;
+    assert!(!ann.is_visible(wrong_field).await);
     ann.wait_js("this session only, again", count_js, vec![], count(1))
         .await;
     assert_eq!(
