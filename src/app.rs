@@ -27,8 +27,8 @@ use crate::adapters::sqlite::SqliteStore;
 use crate::adapters::throttle::{LocalHashAdmission, LocalLoginFailures};
 use crate::config::{Config, Database};
 use crate::ports::{
-    ChatRepo, Clock, EventBus, HashAdmission, LoginFailures, MessageRepo, PasswordHasher, PresenceTracker,
-    SessionRepo, TokenService, UserRepo,
+    ChatRepo, Clock, EventBus, HashAdmission, LoginFailures, MessageRepo, PasswordHasher,
+    PresenceTracker, SessionRepo, TokenService, UserRepo,
 };
 use crate::services::{
     AuthService, ChatService, Limits, LoginLimits, MembershipService, MessageService,
@@ -406,7 +406,8 @@ impl AppBuilder {
                 hashes_in_flight: config.max_hashes_in_flight as usize,
                 ..LoginLimits::default()
             },
-        );
+        )
+        .with_session_idle(config.session_idle());
         let users = UserDirectory::new(storage.users.clone());
         let chats = ChatService::new(storage.chats.clone(), bus.clone(), clock.clone(), limits);
         let members = MembershipService::new(
@@ -505,10 +506,7 @@ fn default_tokens(config: &Config) -> anyhow::Result<JwtTokens> {
             bytes.to_vec()
         }
     };
-    Ok(JwtTokens::new(
-        &secret,
-        chrono::Duration::minutes(config.token_ttl_minutes),
-    )?)
+    Ok(JwtTokens::new(&secret, config.token_ttl())?)
 }
 
 /// The services of a built [`App`], for a host program to call directly.

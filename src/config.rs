@@ -31,6 +31,15 @@ pub struct Config {
     pub secret_key: Option<Secret>,
     /// How long an access token lives.
     pub token_ttl_minutes: i64,
+    /// When set, how long an access token lives, in seconds, instead of `token_ttl_minutes`
+    /// (for tests that watch tokens expire).
+    pub token_ttl_seconds: Option<i64>,
+    /// How long a session lasts unused; each use (at most one a minute is written down)
+    /// starts the period again.
+    pub session_idle_days: i64,
+    /// When set, how long a session lasts unused, in seconds, instead of `session_idle_days`
+    /// (for tests that watch sessions expire).
+    pub session_idle_seconds: Option<i64>,
     /// Longest message body in characters.
     pub max_message_chars: usize,
     /// Frames one user may send per second over all their sockets, messages posted over HTTP
@@ -86,6 +95,9 @@ impl Default for Config {
             db_max_connections: 20,
             secret_key: None,
             token_ttl_minutes: 30,
+            token_ttl_seconds: None,
+            session_idle_days: 30,
+            session_idle_seconds: None,
             max_message_chars: 4000,
             ws_frames_per_second: 20,
             login_free_failures: 5,
@@ -136,6 +148,9 @@ impl fmt::Debug for Config {
             .field("database", &self.database().map(|d| d.describe()))
             .field("secret_key", &self.secret_key)
             .field("token_ttl_minutes", &self.token_ttl_minutes)
+            .field("token_ttl_seconds", &self.token_ttl_seconds)
+            .field("session_idle_days", &self.session_idle_days)
+            .field("session_idle_seconds", &self.session_idle_seconds)
             .field("sqlite_synchronous", &self.sqlite_synchronous)
             .field("max_message_chars", &self.max_message_chars)
             .field("public_url", &self.public_url)
@@ -247,6 +262,24 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        if self.token_ttl_seconds.is_some_and(|s| s < 1) {
+            return Err(ConfigError::new(
+                "PARLEY_TOKEN_TTL_SECONDS",
+                "must be at least 1",
+            ));
+        }
+        if self.session_idle_days < 1 {
+            return Err(ConfigError::new(
+                "PARLEY_SESSION_IDLE_DAYS",
+                "must be at least 1",
+            ));
+        }
+        if self.session_idle_seconds.is_some_and(|s| s < 1) {
+            return Err(ConfigError::new(
+                "PARLEY_SESSION_IDLE_SECONDS",
+                "must be at least 1",
+            ));
+        }
         if self.max_message_chars < 1 {
             return Err(ConfigError::new(
                 "PARLEY_MAX_MESSAGE_CHARS",
@@ -292,6 +325,22 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// How long an access token lives.
+    pub fn token_ttl(&self) -> chrono::Duration {
+        self.token_ttl_seconds.map_or_else(
+            || chrono::Duration::minutes(self.token_ttl_minutes),
+            chrono::Duration::seconds,
+        )
+    }
+
+    /// How long a session lasts unused.
+    pub fn session_idle(&self) -> chrono::Duration {
+        self.session_idle_seconds.map_or_else(
+            || chrono::Duration::days(self.session_idle_days),
+            chrono::Duration::seconds,
+        )
     }
 
     /// The storage the configuration names.
@@ -394,6 +443,29 @@ mod tests {
                 Config::load().unwrap_err().key,
                 "PARLEY_MAX_HASHES_PER_ADDRESS"
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // The closure's type is figment's.
+    fn session_lifetimes_read_in_days_or_seconds() {
+        figment::Jail::expect_with(|jail| {
+            let c = Config::load().unwrap();
+            assert_eq!(c.session_idle(), chrono::Duration::days(30));
+            assert_eq!(c.token_ttl(), chrono::Duration::minutes(30));
+            jail.set_env("PARLEY_SESSION_IDLE_DAYS", "7");
+            assert_eq!(
+                Config::load().unwrap().session_idle(),
+                chrono::Duration::days(7)
+            );
+            jail.set_env("PARLEY_SESSION_IDLE_SECONDS", "5");
+            jail.set_env("PARLEY_TOKEN_TTL_SECONDS", "2");
+            let c = Config::load().unwrap();
+            assert_eq!(c.session_idle(), chrono::Duration::seconds(5));
+            assert_eq!(c.token_ttl(), chrono::Duration::seconds(2));
+            jail.set_env("PARLEY_SESSION_IDLE_DAYS", "0");
+            assert_eq!(Config::load().unwrap_err().key, "PARLEY_SESSION_IDLE_DAYS");
             Ok(())
         });
     }

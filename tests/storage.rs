@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use parley::domain::{
-    Chat, ChatId, ChatKind, ChatName, ClientId, Email, Error, HistoryPage, Inserted, Member,
-    Message, MessageBody, MessageId, NewGroup, NewMessage, NewUser, Peer, Role, Seq, SessionId,
-    User, UserId, Username, Visibility,
+    Chat, ChatId, ChatKind, ChatName, Client, ClientId, Email, Error, HistoryPage, Inserted,
+    Member, Message, MessageBody, MessageId, NewGroup, NewMessage, NewSession, NewUser, Peer,
+    RefreshState, Role, Seq, Session, SessionId, User, UserId, Username, Visibility,
 };
 use parley::ports::{ChatAccess, ChatRepo, MessageRepo, SessionRepo, UserRepo};
 
@@ -134,11 +134,18 @@ contract!(
     insert_all_stores_a_client_id_repeated_within_the_batch_once,
     a_message_refused_in_a_batch_leaves_the_others_stored_without_a_gap,
     concurrent_batches_across_chats_take_every_seq_once,
+    set_password_hash_replaces_the_hash_of_that_user_only,
     // sessions
-    revoked_sessions_are_remembered,
-    revoking_twice_is_fine_and_keeps_the_later_expiry,
-    expired_revocations_are_forgotten_on_the_next_revoke,
-    revoke_forgets_by_the_callers_time_not_the_storages,
+    a_created_session_is_found_with_its_owner_and_client,
+    a_session_of_a_user_who_does_not_exist_is_refused,
+    touch_records_a_use_and_moves_the_expiry,
+    touch_does_not_revive_an_ended_or_expired_session,
+    rotate_replaces_the_digest_once_and_keeps_the_previous,
+    concurrent_rotations_of_one_digest_have_one_winner,
+    list_for_user_gives_their_live_sessions_most_recently_used_first,
+    end_ends_only_a_session_of_that_user,
+    end_all_except_ends_the_others_of_that_user_only,
+    expired_sessions_are_forgotten_by_the_callers_time_on_the_next_create,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -307,11 +314,65 @@ fn session(id: &str) -> SessionId {
     SessionId(id.to_owned())
 }
 
+fn client(address: &str, user_agent: Option<&str>) -> Client {
+    Client {
+        address: address.parse().unwrap(),
+        user_agent: user_agent.map(str::to_owned),
+    }
+}
+
+/// Stores session `id` of `user`, created at `created` (seconds from [`at`]) and expiring an
+/// hour later, with refresh digest `digest-of-{id}`.
+async fn new_session<S: Store>(s: &S, id: &str, user: UserId, created: i64) -> SessionId {
+    let id = session(id);
+    s.create_session(&NewSession {
+        id: id.clone(),
+        user_id: user,
+        created_at: at(created),
+        expires_at: at(created + 3600),
+        client: client("192.0.2.1", Some("Firefox")),
+        refresh_digest: format!("digest-of-{}", id.0),
+    })
+    .await
+    .unwrap_or_else(|e| panic!("create session {id:?}: {e:?}"));
+    id
+}
+
+async fn found<S: Store>(s: &S, id: &SessionId) -> Session {
+    s.find_session(id)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("session {id:?} is there"))
+}
+
+fn ids(sessions: &[Session]) -> Vec<&str> {
+    sessions.iter().map(|s| s.id.0.as_str()).collect()
+}
+
 const NO_CHAT: ChatId = ChatId(987_654_321);
 
 // ---------------------------------------------------------------------------------------------
 // Users
 // ---------------------------------------------------------------------------------------------
+
+async fn set_password_hash_replaces_the_hash_of_that_user_only<S: Store>(s: S) {
+    let ann = user(&s, "ann").await;
+    let bob = user(&s, "bob").await;
+
+    s.set_password_hash(ann.id, "$argon2id$new").await.unwrap();
+    let missing = s.set_password_hash(UserId(424_242), "$argon2id$x").await;
+
+    let find = |id| UserRepo::find(&s, id);
+    assert_eq!(
+        find(ann.id).await.unwrap().unwrap().password_hash,
+        "$argon2id$new"
+    );
+    assert_eq!(
+        find(bob.id).await.unwrap().unwrap().password_hash,
+        bob.password_hash
+    );
+    assert!(matches!(missing, Err(Error::UserNotFound)), "{missing:?}");
+}
 
 async fn create_returns_the_stored_user_with_an_id<S: Store>(s: S) {
     let new = new_user("Ann", "Ann@Example.com");
@@ -1550,79 +1611,283 @@ async fn a_client_id_names_a_message_of_one_sender_in_one_chat<S: Store>(s: S) {
 // Sessions
 // ---------------------------------------------------------------------------------------------
 
-async fn revoked_sessions_are_remembered<S: Store>(s: S) {
-    let a = session("session-a");
-    let b = session("session-b");
-    assert!(!s.is_revoked(&a).await.unwrap());
+async fn a_created_session_is_found_with_its_owner_and_client<S: Store>(s: S) {
+    let ann = user(&s, "ann").await;
+    let id = session("0123456789abcdef0123456789abcdef");
+    s.create_session(&NewSession {
+        id: id.clone(),
+        user_id: ann.id,
+        created_at: at(0),
+        expires_at: at(3600),
+        client: client(
+            "2001:db8::7",
+            Some("Mozilla/5.0 (X11; Linux) \u{e9}t\u{e9}"),
+        ),
+        refresh_digest: "digest".into(),
+    })
+    .await
+    .unwrap();
+    s.create_session(&NewSession {
+        id: session("other"),
+        user_id: ann.id,
+        created_at: at(0),
+        expires_at: at(3600),
+        client: client("198.51.100.9", None),
+        refresh_digest: "digest-2".into(),
+    })
+    .await
+    .unwrap();
 
-    s.revoke(&a, now() + Duration::hours(1), now())
-        .await
-        .unwrap();
+    let found = found(&s, &id).await;
+    let other = self::found(&s, &session("other")).await;
 
-    assert!(s.is_revoked(&a).await.unwrap());
-    assert!(!s.is_revoked(&b).await.unwrap());
+    assert_eq!(
+        found,
+        Session {
+            id,
+            user_id: ann.id,
+            username: ann.username.clone(),
+            created_at: at(0),
+            last_used_at: at(0),
+            expires_at: at(3600),
+            client: client(
+                "2001:db8::7",
+                Some("Mozilla/5.0 (X11; Linux) \u{e9}t\u{e9}")
+            ),
+            refresh: RefreshState {
+                current: "digest".into(),
+                previous: None,
+                rotated_at: None,
+            },
+        }
+    );
+    assert_eq!(other.client, client("198.51.100.9", None));
+    assert!(s.find_session(&session("nobody")).await.unwrap().is_none());
 }
 
-async fn revoking_twice_is_fine_and_keeps_the_later_expiry<S: Store>(s: S) {
-    let a = session("session-a");
-    s.revoke(&a, now() + Duration::hours(1), now())
+async fn a_session_of_a_user_who_does_not_exist_is_refused<S: Store>(s: S) {
+    let err = s
+        .create_session(&NewSession {
+            id: session("s"),
+            user_id: UserId(424_242),
+            created_at: at(0),
+            expires_at: at(3600),
+            client: client("192.0.2.1", None),
+            refresh_digest: "d".into(),
+        })
         .await
-        .unwrap();
+        .unwrap_err();
 
-    s.revoke(&a, now() + Duration::hours(1), now())
-        .await
-        .unwrap();
-    s.revoke(&a, now() - Duration::hours(1), now())
-        .await
-        .unwrap();
-    s.revoke(&session("session-b"), now() + Duration::hours(1), now())
-        .await
-        .unwrap();
+    assert!(matches!(err, Error::UserNotFound), "{err:?}");
+    assert!(s.find_session(&session("s")).await.unwrap().is_none());
+}
 
-    assert!(
-        s.is_revoked(&a).await.unwrap(),
-        "a is revoked until its later expiry"
+async fn touch_records_a_use_and_moves_the_expiry<S: Store>(s: S) {
+    let ann = user(&s, "ann").await;
+    let a = new_session(&s, "a", ann.id, 0).await;
+    let b = new_session(&s, "b", ann.id, 0).await;
+
+    assert!(s.touch_session(&a, at(120), at(120 + 3600)).await.unwrap());
+
+    let a = found(&s, &a).await;
+    assert_eq!(a.last_used_at, at(120));
+    assert_eq!(a.expires_at, at(3720));
+    assert_eq!(a.created_at, at(0), "creation stays");
+    let b = found(&s, &b).await;
+    assert_eq!(
+        (b.last_used_at, b.expires_at),
+        (at(0), at(3600)),
+        "others stay"
     );
 }
 
-async fn expired_revocations_are_forgotten_on_the_next_revoke<S: Store>(s: S) {
-    let expired = session("expired");
-    let live = session("live");
-    s.revoke(&expired, now() - Duration::minutes(1), now())
-        .await
-        .unwrap();
-    s.revoke(&live, now() + Duration::hours(1), now())
-        .await
-        .unwrap();
+async fn touch_does_not_revive_an_ended_or_expired_session<S: Store>(s: S) {
+    let ann = user(&s, "ann").await;
+    let ended = new_session(&s, "ended", ann.id, 0).await;
+    let expired = new_session(&s, "expired", ann.id, 0).await;
+    assert!(s.end_session(ann.id, &ended).await.unwrap());
 
-    s.revoke(&session("next"), now() + Duration::hours(1), now())
-        .await
-        .unwrap();
+    assert!(!s.touch_session(&ended, at(10), at(4000)).await.unwrap());
+    assert!(!s.touch_session(&expired, at(3600), at(7200)).await.unwrap());
+    assert!(
+        !s.touch_session(&session("nobody"), at(10), at(4000))
+            .await
+            .unwrap()
+    );
 
-    assert!(!s.is_revoked(&expired).await.unwrap());
-    assert!(s.is_revoked(&live).await.unwrap());
-    assert!(s.is_revoked(&session("next")).await.unwrap());
+    assert!(s.find_session(&ended).await.unwrap().is_none());
+    assert_eq!(found(&s, &expired).await.expires_at, at(3600));
 }
 
-/// The clean-up goes by the `now` it is given (the service's clock), never by the time of the
-/// machine: these expiries are long past by the machine's clock.
-async fn revoke_forgets_by_the_callers_time_not_the_storages<S: Store>(s: S) {
-    let early = session("early");
-    let late = session("late");
-    s.revoke(&early, at(100), at(0)).await.unwrap();
-    s.revoke(&late, at(200), at(0)).await.unwrap();
+async fn rotate_replaces_the_digest_once_and_keeps_the_previous<S: Store>(s: S) {
+    let ann = user(&s, "ann").await;
+    let a = new_session(&s, "a", ann.id, 0).await;
 
-    s.revoke(&session("a"), at(300), at(100)).await.unwrap();
-    let early_at_its_expiry = s.is_revoked(&early).await.unwrap();
-    s.revoke(&session("b"), at(300), at(150)).await.unwrap();
-    let early_after_it = s.is_revoked(&early).await.unwrap();
-    let late_before_its_expiry = s.is_revoked(&late).await.unwrap();
+    let first = s
+        .rotate_refresh(&a, "digest-of-a", "second", at(60), at(3660))
+        .await
+        .unwrap();
+    let again = s
+        .rotate_refresh(&a, "digest-of-a", "third", at(61), at(3661))
+        .await
+        .unwrap();
+    let wrong = s
+        .rotate_refresh(&a, "made-up", "fourth", at(62), at(3662))
+        .await
+        .unwrap();
+    let gone = s
+        .rotate_refresh(&session("nobody"), "x", "y", at(62), at(3662))
+        .await
+        .unwrap();
 
-    assert!(early_at_its_expiry, "kept while now is not past its expiry");
-    assert!(!early_after_it, "forgotten once now is past its expiry");
-    assert!(late_before_its_expiry, "kept until its own expiry");
-    assert!(s.is_revoked(&session("a")).await.unwrap());
-    assert!(s.is_revoked(&session("b")).await.unwrap());
+    assert!(first);
+    assert!(!again, "the digest it replaced no longer rotates");
+    assert!(!wrong);
+    assert!(!gone);
+    let a = found(&s, &a).await;
+    assert_eq!(
+        a.refresh,
+        RefreshState {
+            current: "second".into(),
+            previous: Some("digest-of-a".into()),
+            rotated_at: Some(at(60)),
+        }
+    );
+    assert_eq!((a.last_used_at, a.expires_at), (at(60), at(3660)));
+
+    assert!(
+        s.rotate_refresh(&a.id, "second", "third", at(90), at(3690))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        found(&s, &a.id).await.refresh,
+        RefreshState {
+            current: "third".into(),
+            previous: Some("second".into()),
+            rotated_at: Some(at(90)),
+        }
+    );
+}
+
+/// Of many rotations of one digest at once, exactly one wins.
+async fn concurrent_rotations_of_one_digest_have_one_winner<S: Store>(s: S) {
+    let s = Arc::new(s);
+    let ann = user(&*s, "ann").await;
+    let a = new_session(&*s, "a", ann.id, 0).await;
+    let tries = (0..8).map(|i| {
+        let s = s.clone();
+        let a = a.clone();
+        tokio::spawn(async move {
+            s.rotate_refresh(&a, "digest-of-a", &format!("next-{i}"), at(60), at(3660))
+                .await
+                .unwrap()
+        })
+    });
+    let mut wins = 0;
+    for t in tries {
+        wins += usize::from(t.await.unwrap());
+    }
+    assert_eq!(wins, 1);
+}
+
+async fn list_for_user_gives_their_live_sessions_most_recently_used_first<S: Store>(s: S) {
+    let ann = user(&s, "ann").await;
+    let bob = user(&s, "bob").await;
+    let old = new_session(&s, "old", ann.id, 0).await;
+    new_session(&s, "recent", ann.id, 10).await;
+    let expired = new_session(&s, "expired", ann.id, -3000).await;
+    new_session(&s, "bobs", bob.id, 20).await;
+    s.touch_session(&old, at(30), at(3630)).await.unwrap();
+
+    let listed = s.list_sessions(ann.id, at(700)).await.unwrap();
+
+    assert_eq!(
+        ids(&listed),
+        ["old", "recent"],
+        "expired {expired:?} is left out"
+    );
+    assert!(listed.iter().all(|x| x.username == ann.username));
+    assert_eq!(
+        ids(&s.list_sessions(bob.id, at(700)).await.unwrap()),
+        ["bobs"]
+    );
+    assert!(
+        s.list_sessions(ann.id, at(10_000))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn end_ends_only_a_session_of_that_user<S: Store>(s: S) {
+    let ann = user(&s, "ann").await;
+    let bob = user(&s, "bob").await;
+    let anns = new_session(&s, "anns", ann.id, 0).await;
+    let bobs = new_session(&s, "bobs", bob.id, 0).await;
+
+    let by_ann = s.end_session(ann.id, &bobs).await.unwrap();
+    let own = s.end_session(ann.id, &anns).await.unwrap();
+    let twice = s.end_session(ann.id, &anns).await.unwrap();
+
+    assert!(!by_ann, "another user's session is not ended");
+    assert!(own);
+    assert!(!twice);
+    assert!(s.find_session(&anns).await.unwrap().is_none());
+    assert!(s.find_session(&bobs).await.unwrap().is_some());
+}
+
+async fn end_all_except_ends_the_others_of_that_user_only<S: Store>(s: S) {
+    let ann = user(&s, "ann").await;
+    let bob = user(&s, "bob").await;
+    let keep = new_session(&s, "keep", ann.id, 0).await;
+    new_session(&s, "a2", ann.id, 0).await;
+    new_session(&s, "a3", ann.id, 0).await;
+    let bobs = new_session(&s, "bobs", bob.id, 0).await;
+
+    let mut ended = s
+        .end_sessions_except(ann.id, Some(keep.clone()))
+        .await
+        .unwrap();
+    ended.sort_by(|a, b| a.0.cmp(&b.0));
+
+    assert_eq!(ended, [session("a2"), session("a3")]);
+    assert_eq!(
+        ids(&s.list_sessions(ann.id, at(1)).await.unwrap()),
+        ["keep"]
+    );
+    assert!(s.find_session(&bobs).await.unwrap().is_some());
+
+    let all = s.end_sessions_except(ann.id, None).await.unwrap();
+    assert_eq!(all, [keep]);
+    assert!(s.list_sessions(ann.id, at(1)).await.unwrap().is_empty());
+    assert!(
+        s.end_sessions_except(ann.id, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(s.find_session(&bobs).await.unwrap().is_some());
+}
+
+/// The clean-up goes by the creation time it is given (the service's clock), never by the time
+/// of the machine: these expiries are long past by the machine's clock.
+async fn expired_sessions_are_forgotten_by_the_callers_time_on_the_next_create<S: Store>(s: S) {
+    let ann = user(&s, "ann").await;
+    let early = new_session(&s, "early", ann.id, 0).await; // expires at(3600)
+    let late = new_session(&s, "late", ann.id, 100).await; // expires at(3700)
+
+    new_session(&s, "at-its-expiry", ann.id, 3600).await;
+    let early_at_its_expiry = s.find_session(&early).await.unwrap().is_some();
+    new_session(&s, "after-it", ann.id, 3650).await;
+    let early_after_it = s.find_session(&early).await.unwrap().is_some();
+
+    assert!(early_at_its_expiry, "kept while not past its expiry");
+    assert!(!early_after_it, "forgotten once past its expiry");
+    assert!(
+        s.find_session(&late).await.unwrap().is_some(),
+        "kept until its own"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

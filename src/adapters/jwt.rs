@@ -1,6 +1,9 @@
-//! Access tokens as HS256 JSON Web Tokens: `sub` is the user id, `jti` the session id, `iat`
-//! and `nbf` the moment of issue, `exp` and `nbf` always checked, and the algorithm pinned so a
-//! token cannot choose how it is verified.
+//! Access tokens as HS256 JSON Web Tokens: `sub` is the user id, `sid` the server session,
+//! `jti` the token's own id, `iat` and `nbf` the moment of issue, `exp` and `nbf` always
+//! checked, and the algorithm pinned so a token cannot choose how it is verified.
+//!
+//! Refresh tokens are not JWTs: `<session id>.<64 hex digits of randomness>`, kept by the
+//! server only as a SHA-256 digest, so a copy of the database renews nothing.
 
 use chrono::{DateTime, Duration, Utc};
 use jsonwebtoken::errors::ErrorKind;
@@ -8,7 +11,9 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::error::{Error, Result};
-use crate::domain::{AccessToken, Claims, SessionId, UserId};
+use sha2::{Digest, Sha256};
+
+use crate::domain::{AccessToken, Claims, RefreshToken, SessionId, UserId};
 use crate::ports::TokenService;
 
 /// The shortest secret accepted, in bytes.
@@ -21,6 +26,9 @@ const CLOCK_SKEW_SECS: i64 = 5;
 #[derive(Debug, Serialize, Deserialize)]
 struct JwtClaims {
     sub: String,
+    /// The server session; a token without one (issued before sessions were kept) is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sid: Option<String>,
     jti: String,
     iat: i64,
     /// Absent only from tokens issued before Parley set it; they were signed here all the same.
@@ -62,10 +70,16 @@ impl JwtTokens {
         })
     }
 
-    fn issue_at(&self, user: UserId, now: DateTime<Utc>) -> Result<AccessToken> {
+    fn issue_at(
+        &self,
+        user: UserId,
+        session: &SessionId,
+        now: DateTime<Utc>,
+    ) -> Result<AccessToken> {
         let expires_at = now + self.lifetime;
         let claims = JwtClaims {
             sub: user.0.to_string(),
+            sid: Some(session.0.clone()),
             jti: uuid::Uuid::new_v4().simple().to_string(),
             iat: now.timestamp(),
             nbf: Some(now.timestamp()),
@@ -78,8 +92,8 @@ impl JwtTokens {
 }
 
 impl TokenService for JwtTokens {
-    fn issue(&self, user: UserId) -> Result<AccessToken> {
-        self.issue_at(user, Utc::now())
+    fn issue(&self, user: UserId, session: &SessionId) -> Result<AccessToken> {
+        self.issue_at(user, session, Utc::now())
     }
 
     fn verify(&self, token: &str) -> Result<Claims> {
@@ -101,12 +115,42 @@ impl TokenService for JwtTokens {
             .map(UserId)
             .map_err(|_| Error::Unauthenticated)?;
         let expires_at = DateTime::from_timestamp(c.exp, 0).ok_or(Error::Unauthenticated)?;
+        let session = c.sid.map(SessionId).ok_or(Error::Unauthenticated)?;
         Ok(Claims {
             user_id,
-            session: SessionId(c.jti),
+            session,
             expires_at,
         })
     }
+
+    fn refresh_token(&self, session: &SessionId) -> RefreshToken {
+        let secret: [u8; 32] = rand::random();
+        let token = format!("{}.{}", session.0, hex(&secret));
+        RefreshToken {
+            digest: digest(&token),
+            token,
+        }
+    }
+
+    fn read_refresh(&self, token: &str) -> Option<(SessionId, String)> {
+        let (session, secret) = token.split_once('.')?;
+        let shaped = |s: &str, len: usize| {
+            s.len() == len
+                && s.bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        };
+        (shaped(session, 32) && shaped(secret, 64))
+            .then(|| (SessionId(session.to_owned()), digest(token)))
+    }
+}
+
+/// The SHA-256 of a refresh token, in hex.
+fn digest(token: &str) -> String {
+    hex(&Sha256::digest(token.as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -127,25 +171,76 @@ mod tests {
     #[test]
     fn an_issued_token_verifies_to_its_user() {
         let t = tokens();
-        let token = t.issue(UserId(42)).unwrap();
+        let session = SessionId::random();
+        let token = t.issue(UserId(42), &session).unwrap();
         let claims = t.verify(&token.token).unwrap();
         assert_eq!(claims.user_id, UserId(42));
+        assert_eq!(claims.session, session);
         assert_eq!(claims.expires_at.timestamp(), token.expires_at.timestamp());
     }
 
     #[test]
-    fn each_token_is_its_own_session() {
+    fn each_token_has_its_own_id_within_one_session() {
         let t = tokens();
-        let a = t.verify(&t.issue(UserId(1)).unwrap().token).unwrap();
-        let b = t.verify(&t.issue(UserId(1)).unwrap().token).unwrap();
-        assert_ne!(a.session, b.session);
+        let session = SessionId::random();
+        let a = claims_of(&t.issue(UserId(1), &session).unwrap().token);
+        let b = claims_of(&t.issue(UserId(1), &session).unwrap().token);
+        assert_ne!(a["jti"], b["jti"]);
+        assert_eq!(a["sid"], b["sid"]);
+        assert_eq!(a["sid"], session.0.as_str());
+    }
+
+    #[test]
+    fn a_token_without_a_session_is_refused() {
+        let mut claims = claims_at(Utc::now(), None);
+        claims.sid = None;
+        assert!(matches!(
+            tokens().verify(&signed(&claims)),
+            Err(Error::Unauthenticated)
+        ));
+    }
+
+    #[test]
+    fn a_refresh_token_names_its_session_and_reads_back_to_its_digest() {
+        let t = tokens();
+        let session = SessionId::random();
+        let a = t.refresh_token(&session);
+        let b = t.refresh_token(&session);
+        assert_ne!(a.token, b.token);
+        assert_ne!(a.digest, b.digest);
+        assert!(
+            !a.digest.contains(&a.token[33..]),
+            "the digest is not the secret"
+        );
+        assert_eq!(t.read_refresh(&a.token), Some((session.clone(), a.digest)));
+        assert_eq!(t.read_refresh(&b.token), Some((session, b.digest)));
+    }
+
+    #[test]
+    fn a_refresh_token_of_the_wrong_shape_is_not_read() {
+        let t = tokens();
+        let good = t.refresh_token(&SessionId::random()).token;
+        for bad in [
+            "",
+            "garbage",
+            &good[..good.len() - 1],
+            &good.replace('.', ""),
+            &good.to_uppercase(),
+            &format!("{good}.x"),
+        ] {
+            assert_eq!(t.read_refresh(bad), None, "{bad:?}");
+        }
     }
 
     #[test]
     fn an_expired_token_is_refused_as_expired() {
         let t = tokens();
         let old = t
-            .issue_at(UserId(1), Utc::now() - Duration::minutes(31))
+            .issue_at(
+                UserId(1),
+                &SessionId::random(),
+                Utc::now() - Duration::minutes(31),
+            )
             .unwrap();
         assert!(matches!(t.verify(&old.token), Err(Error::TokenExpired)));
     }
@@ -174,7 +269,8 @@ mod tests {
     fn claims_at(now: DateTime<Utc>, nbf: Option<DateTime<Utc>>) -> JwtClaims {
         JwtClaims {
             sub: "1".into(),
-            jti: "session".into(),
+            sid: Some("session".into()),
+            jti: "token".into(),
             iat: now.timestamp(),
             nbf: nbf.map(|t| t.timestamp()),
             exp: (now + Duration::minutes(30)).timestamp(),
@@ -185,7 +281,7 @@ mod tests {
     fn a_token_carries_iat_and_nbf_at_its_issue() {
         let t = tokens();
         let before = Utc::now().timestamp();
-        let token = t.issue(UserId(3)).unwrap();
+        let token = t.issue(UserId(3), &SessionId::random()).unwrap();
         let claims = claims_of(&token.token);
         let iat = claims["iat"].as_i64().unwrap();
         assert!(iat >= before && iat <= Utc::now().timestamp(), "{claims}");
@@ -222,7 +318,7 @@ mod tests {
     fn a_token_signed_with_another_key_is_refused() {
         let other =
             JwtTokens::new(b"another-secret-another-secret-xx", Duration::minutes(5)).unwrap();
-        let forged = other.issue(UserId(1)).unwrap();
+        let forged = other.issue(UserId(1), &SessionId::random()).unwrap();
         assert!(matches!(
             tokens().verify(&forged.token),
             Err(Error::Unauthenticated)

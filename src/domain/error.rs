@@ -38,6 +38,12 @@ pub enum Error {
     Unauthenticated,
     #[error("The session has expired; please log in again.")]
     TokenExpired,
+    #[error("This refresh token was already used; the session has been ended.")]
+    RefreshTokenReused,
+    #[error("The current password is wrong.")]
+    WrongPassword,
+    #[error("Session not found.")]
+    SessionNotFound,
     #[error("User not found.")]
     UserNotFound,
     #[error("Chat not found.")]

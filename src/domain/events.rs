@@ -51,7 +51,8 @@ pub enum Event {
         username: Username,
         message_id: MessageId,
     },
-    /// A session was logged out; sockets opened with it must close.
+    /// A session ended (logged out, ended from another session, by a password change or a
+    /// reused refresh token); sockets opened with it must close.
     SessionRevoked(SessionId),
 }
 

@@ -340,22 +340,88 @@ impl HistoryPage {
 pub struct AuthUser {
     pub id: UserId,
     pub username: Username,
-    /// The token's own id, so that logging out can revoke exactly this session.
+    /// The server session the token belongs to, so that logging out ends exactly this one.
     pub session: SessionId,
+    /// When this authentication stops working: the token's expiry, or the session's when that
+    /// comes first. A socket closes then.
     pub session_expires_at: DateTime<Utc>,
 }
 
-/// Who is on the other end of a request: the address it came from (the peer's, or the one a
-/// trusted proxy names) and the program it says it is.
+/// Identifies a server session: one login, on one device, renewed until it ends or lies
+/// unused for too long.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SessionId(pub String);
+
+impl SessionId {
+    /// A fresh id nobody can guess.
+    pub fn random() -> Self {
+        Self(uuid::Uuid::new_v4().simple().to_string())
+    }
+}
+
+/// Who is on the other end of a login: where it came from and what it says it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Client {
     pub address: std::net::IpAddr,
     pub user_agent: Option<String>,
 }
 
-/// The id (`jti`) of one issued token.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct SessionId(pub String);
+/// A server session: created at login, kept alive by use (each use pushes `expires_at` to
+/// the idle lifetime ahead), ended by logout, from another session, by a password change or
+/// when a rotated refresh token comes back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub id: SessionId,
+    pub user_id: UserId,
+    /// The owner's username, read with the session so that one read authenticates a request.
+    pub username: Username,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub client: Client,
+    /// Digests of the session's refresh tokens; never leave the server.
+    pub refresh: RefreshState,
+}
+
+/// Where a session's refresh token stands: the digest of the one that works now, and of the
+/// one it replaced, with when it did (so that two tabs refreshing at once are not taken for a
+/// stolen token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshState {
+    pub current: String,
+    pub previous: Option<String>,
+    pub rotated_at: Option<DateTime<Utc>>,
+}
+
+/// What logging in stores.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub id: SessionId,
+    pub user_id: UserId,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub client: Client,
+    /// The digest of the session's first refresh token.
+    pub refresh_digest: String,
+}
+
+/// A refresh token as handed to its client, and the digest kept of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshToken {
+    pub token: String,
+    pub digest: String,
+}
+
+/// What logging in or refreshing hands the client.
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    pub access: AccessToken,
+    /// The next refresh token; `None` when a refresh raced another one of the same session
+    /// and lost, so that the token the winner set stays the session's.
+    pub refresh: Option<String>,
+    pub session: SessionId,
+    pub session_expires_at: DateTime<Utc>,
+}
 
 /// A signed access token and when it stops working.
 #[derive(Debug, Clone)]
@@ -368,6 +434,7 @@ pub struct AccessToken {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claims {
     pub user_id: UserId,
+    /// The server session the token was issued for.
     pub session: SessionId,
     pub expires_at: DateTime<Utc>,
 }

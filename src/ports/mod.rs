@@ -23,7 +23,8 @@ pub use crate::domain::Inserted;
 pub use crate::domain::error::{Error, Result};
 use crate::domain::{
     AccessToken, Chat, ChatId, ChatSummary, Claims, Event, HistoryPage, Member, Message, MessageId,
-    NewGroup, NewMessage, NewUser, Password, Role, RoomSummary, SessionId, User, UserId,
+    NewGroup, NewMessage, NewSession, NewUser, Password, RefreshToken, Role, RoomSummary, Session,
+    SessionId, User, UserId,
 };
 #[cfg(any(test, feature = "mocks"))]
 pub use presence::MockPresenceTracker;
@@ -60,6 +61,12 @@ pub trait UserRepo: Send + Sync + 'static {
     /// # Errors
     /// `Unexpected` on storage failure only.
     async fn list_except(&self, except: UserId) -> Result<Vec<User>>;
+
+    /// Replaces the user's password hash.
+    ///
+    /// # Errors
+    /// `UserNotFound` when the user does not exist.
+    async fn set_password_hash(&self, id: UserId, password_hash: &str) -> Result<()>;
 
     /// Records when the user was last seen online.
     ///
@@ -211,43 +218,98 @@ pub trait MessageRepo: Send + Sync + 'static {
     async fn exists_in(&self, chat: ChatId, message: MessageId) -> Result<bool>;
 }
 
-/// Where logged-out sessions are remembered until their tokens expire.
+/// Where server sessions are kept. A session that has ended is gone; one past its
+/// `expires_at` is still found (the caller's clock judges expiry) until the next `create`
+/// forgets it.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait SessionRepo: Send + Sync + 'static {
-    /// Remembers that `session` no longer works until `expires_at` (revoking again keeps the
-    /// later time); forgets the revocations that expired before `now`, the caller's clock.
+    /// Stores a new session; forgets the sessions that expired before it was created.
     ///
     /// # Errors
-    /// `Unexpected` on storage failure only.
-    async fn revoke(
-        &self,
-        session: &SessionId,
-        expires_at: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<()>;
+    /// `UserNotFound` when its user does not exist.
+    async fn create_session(&self, session: &NewSession) -> Result<()>;
 
-    /// Whether `session` was revoked.
+    /// The session with this id, with its owner's username, in one read.
     ///
     /// # Errors
     /// `Unexpected` on storage failure only.
-    async fn is_revoked(&self, session: &SessionId) -> Result<bool>;
+    async fn find_session(&self, id: &SessionId) -> Result<Option<Session>>;
+
+    /// Records a use at `at`, moving the expiry to `expires_at`; false when the session has
+    /// ended or had expired by `at`.
+    ///
+    /// # Errors
+    /// `Unexpected` on storage failure only.
+    async fn touch_session(
+        &self,
+        id: &SessionId,
+        at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<bool>;
+
+    /// Replaces the session's refresh digest `current` by `next`, keeping `current` as the
+    /// previous one, and records a use as [`SessionRepo::touch_session`] does; false, changing
+    /// nothing, when the session has ended or `current` is no longer its digest (another
+    /// rotation came first).
+    ///
+    /// # Errors
+    /// `Unexpected` on storage failure only.
+    async fn rotate_refresh(
+        &self,
+        id: &SessionId,
+        current: &str,
+        next: &str,
+        at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<bool>;
+
+    /// The sessions of `user` that have not expired by `now`, most recently used first.
+    ///
+    /// # Errors
+    /// `Unexpected` on storage failure only.
+    async fn list_sessions(&self, user: UserId, now: DateTime<Utc>) -> Result<Vec<Session>>;
+
+    /// Ends the session `id` if it belongs to `user`; false when there is no such session of
+    /// theirs (another user's session is left alone).
+    ///
+    /// # Errors
+    /// `Unexpected` on storage failure only.
+    async fn end_session(&self, user: UserId, id: &SessionId) -> Result<bool>;
+
+    /// Ends every session of `user` but `keep`, returning the ids it ended.
+    ///
+    /// # Errors
+    /// `Unexpected` on storage failure only.
+    async fn end_sessions_except(
+        &self,
+        user: UserId,
+        keep: Option<SessionId>,
+    ) -> Result<Vec<SessionId>>;
 }
 
-/// Issues and verifies access tokens.
+/// Issues and verifies access tokens, and makes and reads refresh tokens.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 pub trait TokenService: Send + Sync + 'static {
-    /// A new token for `user`, with a fresh session id.
+    /// A new access token for `user` in `session`.
     ///
     /// # Errors
     /// `Unexpected` when signing fails.
-    fn issue(&self, user: UserId) -> Result<AccessToken>;
+    fn issue(&self, user: UserId, session: &SessionId) -> Result<AccessToken>;
 
     /// The claims of a token this service issued, checked for signature, algorithm and expiry.
     ///
     /// # Errors
     /// `TokenExpired` past its expiry, `Unauthenticated` for anything else wrong.
     fn verify(&self, token: &str) -> Result<Claims>;
+
+    /// A new refresh token of `session`, which names the session, and the digest to keep of
+    /// it.
+    fn refresh_token(&self, session: &SessionId) -> RefreshToken;
+
+    /// The session a refresh token names and the token's digest; `None` when it is not
+    /// shaped like one.
+    fn read_refresh(&self, token: &str) -> Option<(SessionId, String)>;
 }
 
 /// Turns passwords into hashes and checks them; slow on purpose, so never on the async

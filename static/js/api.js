@@ -1,6 +1,7 @@
 // api.js — fetch wrapper for the Parley REST API. Sends the session cookie (never a
-// stored token), turns error bodies {detail, code, field} into ApiError, and reports
-// any 401 on an authenticated call so the app can return to the login screen.
+// stored token), turns error bodies {detail, code, field} into ApiError, renews the
+// session once when an authenticated call gets a 401 and retries it, and reports a 401
+// that renewing did not cure so the app can return to the login screen.
 
 const TIMEOUT_MS = 15_000;
 
@@ -35,17 +36,23 @@ function defaultDetail(status) {
 }
 
 let unauthorizedHandler = null;
+let renewHandler = null;
 
-/** Called with the ApiError whenever an authenticated request gets a 401. */
+/** Called with the ApiError whenever an authenticated request gets a 401 renewing does not cure. */
 export function setUnauthorizedHandler(fn) {
   unauthorizedHandler = fn;
+}
+
+/** `fn()` renews the session, resolving true when it goes on; tried once on a 401. */
+export function setRenewHandler(fn) {
+  renewHandler = fn;
 }
 
 /**
  * Perform a request. `auth: false` marks calls where 401 is an expected answer
  * (login, the start-up session check) and must not end the session.
  */
-export async function request(method, path, { body, auth = true } = {}) {
+export async function request(method, path, { body, auth = true, renewed = false } = {}) {
   const headers = { Accept: 'application/json' };
   const init = { method, headers, credentials: 'same-origin', cache: 'no-store' };
   if (body !== undefined) {
@@ -78,6 +85,9 @@ export async function request(method, path, { body, auth = true } = {}) {
   if (res.ok) return data;
 
   const err = new ApiError(res.status, data && typeof data === 'object' ? data : {});
+  if (res.status === 401 && auth && !renewed && renewHandler && await renewHandler()) {
+    return request(method, path, { body, auth, renewed: true });
+  }
   if (res.status === 401 && auth && unauthorizedHandler) unauthorizedHandler(err);
   throw err;
 }
@@ -101,6 +111,13 @@ export const api = {
   register: ({ username, email, password, password_confirm }) =>
     request('POST', '/auth/register', { body: { username, email, password, password_confirm }, auth: false }),
   logout: () => request('POST', '/auth/logout', { auth: false }),
+  // Renews the session with the refresh token cookie: { access_token, expires_at, ... }.
+  refresh: () => request('POST', '/auth/refresh', { auth: false }),
+  sessions: () => request('GET', '/auth/sessions'),
+  endSession: (id) => request('DELETE', `/auth/sessions/${seg(id)}`),
+  logoutAll: () => request('POST', '/auth/logout-all'),
+  changePassword: (currentPassword, newPassword) =>
+    request('POST', '/auth/password', { body: { current_password: currentPassword, new_password: newPassword } }),
 
   // People and chats
   users: () => request('GET', '/users'),

@@ -3,7 +3,8 @@
 // to the controller's actions: views never import actions themselves, so this file is
 // the one map of which control does what.
 
-import { api, setUnauthorizedHandler, ApiError } from './api.js';
+import { api, setUnauthorizedHandler, setRenewHandler, ApiError } from './api.js';
+import { keepAlive, stopKeepAlive, renew } from './session.js';
 import * as S from './store.js';
 import * as chat from './chat.js';
 import { $, installIcons, isNarrow, finePointer } from './dom.js';
@@ -15,6 +16,7 @@ import {
   openNewChatDialog, openNewGroupDialog, openRoomsDialog, closeAllDialogs, dialogOpen,
 } from './views/dialogs.js';
 import { initStatus, resetStatus } from './views/status.js';
+import { openSessionsDialog } from './views/sessions.js';
 import { toast, clearToasts, reportError } from './views/feedback.js';
 
 const SESSION_ENDED = 'Your session has ended. Please log in again.';
@@ -40,6 +42,13 @@ const dialogActions = {
 const showNewChat = () => openNewChatDialog(dialogActions);
 const showNewGroup = () => openNewGroupDialog(dialogActions);
 const showRooms = () => openRoomsDialog(dialogActions);
+const showSessions = () => openSessionsDialog({
+  sessions: () => api.sessions(),
+  endSession: (id) => api.endSession(id),
+  logoutAll: () => api.logoutAll(),
+  changePassword: (current, next) => api.changePassword(current, next),
+  error: reportError,
+});
 
 // ---------------------------------------------------------------------------
 // Boot and session
@@ -67,19 +76,36 @@ async function boot() {
   initStatus({ retryNow: () => chat.reconnectNow() });
   wireGlobalControls();
   setUnauthorizedHandler(sessionEnded);
+  setRenewHandler(renew);
 
   // Asked in a way that answers 200 either way, so a first visit logs no failed request.
+  // A page opened after its access token expired renews the session if it still lives.
   let session;
+  let me = null;
   try {
     session = await api.session();
+    if (session.authenticated) {
+      me = session.user;
+      keepAlive(session.expires_at);
+    } else if (session.can_refresh && await renewSession()) {
+      me = await api.me();
+    }
   } catch (err) {
     hideSplash();
     showAuth(err.detail);
     return;
   }
   hideSplash();
-  if (session.authenticated) enterApp(session.user);
+  if (me) enterApp(me);
   else showAuth('');
+}
+
+/** Renews the session and keeps it alive; false when it has ended. */
+async function renewSession() {
+  const tokens = await api.refresh().catch(() => null);
+  if (!tokens) return false;
+  keepAlive(tokens.expires_at);
+  return true;
 }
 
 function hideSplash() {
@@ -87,7 +113,7 @@ function hideSplash() {
 }
 
 async function login(username, password) {
-  await api.login(username, password);
+  const tokens = await api.login(username, password);
   let me;
   try {
     me = await api.me();
@@ -98,6 +124,7 @@ async function login(username, password) {
     }
     throw err;
   }
+  keepAlive(tokens.expires_at);
   enterApp(me);
 }
 
@@ -124,7 +151,7 @@ function enterApp(me) {
     else if (!S.state.activeChatId) syncUrl(null);
   });
 
-  chat.connect({ sessionEnded, dropped: probeSession });
+  chat.connect({ renew: renewOrEnd, dropped: probeSession });
 
   clearInterval(tickTimer);
   tickTimer = setInterval(() => S.emit('tick'), TICK_MS);
@@ -133,6 +160,7 @@ function enterApp(me) {
 
 /** Tear the app down to a blank state (log out or session end). */
 function teardown() {
+  stopKeepAlive();
   chat.disconnect();
   clearInterval(tickTimer);
   closeAllDialogs();
@@ -146,7 +174,17 @@ function teardown() {
   syncUrl(null);
 }
 
-/** Any 401 or an auth close of the socket lands here. */
+/**
+ * The socket closed for auth reasons: its token expired, or its session ended. Renew; the
+ * socket reconnects (and resumes) if that works, and the page signs out if it does not.
+ */
+async function renewOrEnd() {
+  const ok = await renew();
+  if (!ok) sessionEnded();
+  return ok;
+}
+
+/** Any 401 renewing did not cure, or a socket whose session ended, lands here. */
 function sessionEnded() {
   if (!S.state.me) return;
   teardown();
@@ -174,14 +212,19 @@ async function logout() {
 
 /**
  * The socket dropped. A refused handshake looks like any other failure to the browser,
- * so ask the API whether the session is still valid; a 401 ends it.
+ * so ask the API whether the session is still valid; if not, renew it, and if that fails
+ * the session has ended.
  */
 function probeSession() {
   const now = Date.now();
   if (now - lastProbe < 4000) return;
   lastProbe = now;
   api.session()
-    .then((session) => { if (!session.authenticated) sessionEnded(); })
+    .then(async (session) => {
+      if (session.authenticated) return;
+      if (await renew()) chat.reconnectNow();
+      else sessionEnded();
+    })
     .catch(() => { /* network errors: keep reconnecting */ });
 }
 
@@ -217,6 +260,7 @@ function wireGlobalControls() {
   $('#no-chat-new').addEventListener('click', showNewChat);
   $('#no-chat-rooms').addEventListener('click', showRooms);
   $('#logout').addEventListener('click', logout);
+  $('#sessions').addEventListener('click', showSessions);
   if (/Mac|iPhone|iPad/.test(navigator.platform || navigator.userAgent)) $('.search-kbd').textContent = '⌘K';
 
   $('.skip-link').addEventListener('click', (e) => {

@@ -19,10 +19,11 @@ export { sendMessage, loadOlder, retryLoad, retryPending, discardPending } from 
 export { composerChanged, stopTyping } from './actions/typing.js';
 
 /**
- * Open the socket. `sessionEnded` runs if it closes for auth reasons, `dropped` on any other
+ * Open the socket. `renew` runs if it closes for auth reasons and resolves true when the
+ * session goes on (the socket then reconnects and resumes); `dropped` runs on any other
  * drop. What a previous page of this user left unsent goes out once connected.
  */
-export function connect({ sessionEnded, dropped }) {
+export function connect({ renew, dropped }) {
   restoreOutbox();
   socket.start({
     state: onConnectionState,
@@ -36,7 +37,7 @@ export function connect({ sessionEnded, dropped }) {
     chatCreated: () => refreshChats(),
     read: onRead,
     error: onServerError,
-    authClose: sessionEnded,
+    authClose: renew,
     drop: dropped,
   });
 }

@@ -2,7 +2,8 @@
 // deals in "a message arrived" and "send this", never in frames or reconnects.
 // ReconnectingSocket is the transport: one WebSocket carrying every chat, reconnecting
 // with exponential backoff (0.5 s doubling to 15 s, with jitter) and reporting its state;
-// close codes 4401/1008 mean the session is gone, so it stops instead of retrying.
+// close codes 4401/1008 mean the token expired or the session is gone, so it asks to
+// renew and reconnects at once (quietly: the state is 'renewing') or stops for good.
 // SocketClient speaks the protocol on top: it builds the frames the server accepts, paces
 // them below the server's frame rate (a reconnect sends a burst: a resume per loaded chat
 // and every unacknowledged message), and hands each event it sends to the handler for its
@@ -29,8 +30,9 @@ function socketUrl() {
  * handlers:
  *   onOpen()            the socket (re)connected
  *   onMessage(data)     a parsed JSON frame
- *   onState(state)      'connecting' | 'open' | 'reconnecting' | 'closed'
- *   onAuthClose(event)  closed for auth reasons; no reconnect will follow
+ *   onState(state)      'connecting' | 'open' | 'renewing' | 'reconnecting' | 'closed'
+ *   onAuthClose(event)  closed for auth reasons; resolves true to reconnect at once
+ *                       (renewed), false to stop for good
  *   onDrop(event)       closed unexpectedly; a reconnect is scheduled
  */
 class ReconnectingSocket {
@@ -95,8 +97,11 @@ class ReconnectingSocket {
 
   connect() {
     if (this.stopped) return;
-    // The first attempt is "connecting"; anything after a failure is "reconnecting".
-    this.setState(this.attempt === 0 && this.state !== 'reconnecting' ? 'connecting' : 'reconnecting');
+    // The first attempt is "connecting"; anything after a failure is "reconnecting"; one
+    // after a renewal stays "renewing" until it opens.
+    if (this.state !== 'renewing') {
+      this.setState(this.attempt === 0 && this.state !== 'reconnecting' ? 'connecting' : 'reconnecting');
+    }
     let ws;
     try {
       ws = new WebSocket(this.url);
@@ -137,9 +142,17 @@ class ReconnectingSocket {
       this.ws = null;
       if (this.stopped) return;
       if (AUTH_CLOSE_CODES.has(event.code)) {
-        this.stopped = true;
-        this.setState('closed');
-        this.handlers.onAuthClose?.(event);
+        this.setState('renewing');
+        Promise.resolve(this.handlers.onAuthClose?.(event)).then((renewed) => {
+          if (this.stopped || this.ws) return;
+          if (renewed) {
+            this.attempt = 0;
+            this.connect();
+          } else {
+            this.stopped = true;
+            this.setState('closed');
+          }
+        });
         return;
       }
       if (this.openedAt && Date.now() - this.openedAt > STABLE_AFTER_MS) this.attempt = 0;
@@ -162,7 +175,7 @@ class ReconnectingSocket {
 
 /**
  * handlers (all optional):
- *   state(state)         'connecting' | 'open' | 'reconnecting' | 'closed'
+ *   state(state)         'connecting' | 'open' | 'renewing' | 'reconnecting' | 'closed'
  *   ready(ev)            the server's greeting, first on every connection:
  *                        {user_id, username, chat_ids, limits}; the socket is live
  *   message(ev)          a message {id, seq, chat_id, user_id, username, message, created_at}:
@@ -176,7 +189,8 @@ class ReconnectingSocket {
  *   read(ev)             {chat_id, user_id, message_id}
  *   error(ev)            {detail, code, client_id?}: the server refused a frame (client_id:
  *                        the message it refused)
- *   authClose(event)     closed because the session ended; no reconnect follows
+ *   authClose(event)     closed for auth reasons; resolves true (renewed) to reconnect at
+ *                        once, false to stop for good
  *   drop(event)          closed unexpectedly; a reconnect is scheduled
  */
 class SocketClient {
@@ -200,7 +214,7 @@ class SocketClient {
         this.handlers.state?.(state);
       },
       onMessage: (ev) => this.dispatch(ev),
-      onAuthClose: (event) => this.handlers.authClose?.(event),
+      onAuthClose: (event) => this.handlers.authClose?.(event) ?? false,
       onDrop: (event) => this.handlers.drop?.(event),
     });
     this.transport.start();

@@ -61,7 +61,7 @@ export const state = {
   // The session
   me: null,               // {id, username, email}
   limits: null,           // the server's limits ({max_message_chars, ...}); null until /ws says
-  connection: 'closed',   // socket state: 'connecting' | 'open' | 'reconnecting' | 'closed'
+  connection: 'closed',   // socket state: 'connecting' | 'open' | 'renewing' | 'reconnecting' | 'closed'
 
   // What the server told us
   chats: new Map(),       // chatKey -> summary from GET /chats

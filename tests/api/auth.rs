@@ -180,11 +180,11 @@ async fn wrong_credentials_look_the_same_whether_or_not_the_user_exists(backend:
     app.stop().await;
 }
 
-fn token_for(user_id: i64, exp_offset_secs: i64, secret: &str) -> String {
+fn token_for(user_id: i64, session: &str, exp_offset_secs: i64, secret: &str) -> String {
     let now = chrono::Utc::now().timestamp();
     jsonwebtoken::encode(
         &Header::default(),
-        &json!({"sub": user_id.to_string(), "jti": "t", "iat": now, "exp": now + exp_offset_secs}),
+        &json!({"sub": user_id.to_string(), "sid": session, "jti": "t", "iat": now, "exp": now + exp_offset_secs}),
         &EncodingKey::from_secret(secret.as_bytes()),
     )
     .unwrap()
@@ -209,14 +209,30 @@ async fn requests_without_a_good_token_are_refused(backend: Backend) {
         get(Some("garbage".into())).await,
         (401, json!("not_authenticated"))
     );
-    let forged = token_for(ann.id, 600, "another-secret-another-secret-another");
+    let session = ann.session_id();
+    let forged = token_for(
+        ann.id,
+        &session,
+        600,
+        "another-secret-another-secret-another",
+    );
     assert_eq!(get(Some(forged)).await, (401, json!("not_authenticated")));
-    let expired = token_for(ann.id, -60, SECRET);
+    let expired = token_for(ann.id, &session, -60, SECRET);
     assert_eq!(get(Some(expired)).await, (401, json!("token_expired")));
-    let valid = token_for(ann.id, 600, SECRET);
+    let valid = token_for(ann.id, &session, 600, SECRET);
     assert_eq!(get(Some(valid)).await.0, 200);
-    let ghost = token_for(9999, 600, SECRET);
-    assert_eq!(get(Some(ghost)).await.0, 401);
+    let ghost = token_for(9999, &session, 600, SECRET);
+    assert_eq!(
+        get(Some(ghost)).await.0,
+        401,
+        "a user that is not the session's"
+    );
+    let no_session = token_for(ann.id, "0123456789abcdef0123456789abcdef", 600, SECRET);
+    assert_eq!(
+        get(Some(no_session)).await,
+        (401, json!("not_authenticated")),
+        "a session that does not exist"
+    );
     app.stop().await;
 }
 

@@ -21,7 +21,14 @@ async fn cookie_login(app: &TestApp, username: &str) -> (String, String) {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    let set = res.headers()["set-cookie"].to_str().unwrap().to_owned();
+    // Login sets the refresh token cookie too, in no particular order.
+    let set = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("access_token="))
+        .expect("an access_token cookie");
     let pair = set.split(';').next().unwrap().to_owned();
     (set, pair)
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parley::adapters::jwt::JwtTokens;
-use parley::domain::UserId;
+use parley::domain::{SessionId, UserId};
 use parley::ports::TokenService;
 use serde_json::json;
 
@@ -115,11 +115,11 @@ async fn a_client_that_stops_reading_is_cut_off_and_goes_offline_without_slowing
     app.stop().await;
 }
 
-/// A token for `user` that lives `seconds`, signed as the test server signs.
+/// A token for `user`'s session that lives `seconds`, signed as the test server signs.
 fn short_token(user: &TestUser, seconds: i64) -> String {
     JwtTokens::new(SECRET.as_bytes(), chrono::Duration::seconds(seconds))
         .unwrap()
-        .issue(UserId(user.id))
+        .issue(UserId(user.id), &SessionId(user.session_id()))
         .unwrap()
         .token
 }

@@ -43,6 +43,7 @@ mod hygiene;
 mod library;
 mod lifecycle;
 mod metrics;
+mod sessions;
 mod sockets;
 mod sqlite_wal;
 mod user_socket;

@@ -261,6 +261,19 @@ pub struct TestUser {
 }
 
 impl TestUser {
+    /// The server session this user's token belongs to (its `sid` claim).
+    pub fn session_id(&self) -> String {
+        session_of(&self.token)
+    }
+
+    /// This user signed in with another token (of another session, say).
+    pub fn with_token(&self, token: &str) -> Self {
+        Self {
+            token: token.to_owned(),
+            ..self.clone()
+        }
+    }
+
     fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         reqwest::Client::new()
             .request(method, format!("{}{}", self.base, path))
@@ -322,6 +335,22 @@ impl TestUser {
         ws.expect("ready", |v| v["action"] == "ready").await;
         ws
     }
+}
+
+/// The session (`sid` claim) of an access token signed with [`SECRET`].
+pub fn session_of(token: &str) -> String {
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.validate_exp = false;
+    jsonwebtoken::decode::<Value>(
+        token,
+        &jsonwebtoken::DecodingKey::from_secret(SECRET.as_bytes()),
+        &validation,
+    )
+    .expect("a token signed by the test server")
+    .claims["sid"]
+        .as_str()
+        .expect("a sid claim")
+        .to_owned()
 }
 
 async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {

@@ -15,6 +15,12 @@ use crate::domain::{AuthUser, Client};
 /// The name of the session cookie.
 pub const COOKIE: &str = "access_token";
 
+/// The name of the cookie holding the refresh token, sent to `/auth` paths only.
+pub const REFRESH_COOKIE: &str = "refresh_token";
+
+/// The longest user agent kept with a session, in characters.
+const MAX_USER_AGENT_CHARS: usize = 256;
+
 /// Where a request's token came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
@@ -50,18 +56,25 @@ pub fn client(state: &HttpState, req: &Request) -> Client {
     let peer = req
         .remote_addr()
         .ip()
-        .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        .map_or(IpAddr::from([127, 0, 0, 1]), |ip| ip.to_canonical());
     let forwarded = state.client_address_header.as_ref().and_then(|name| {
         let last = req.headers().get_all(name).iter().next_back()?;
         parse_address(last.to_str().ok()?.rsplit(',').next()?)
     });
     Client {
         address: forwarded.unwrap_or(peer),
+        // Control characters dropped, cut to a sane length: it is shown in session lists.
         user_agent: req
             .headers()
             .get(USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .map(|ua| {
+                ua.chars()
+                    .filter(|c| !c.is_control())
+                    .take(MAX_USER_AGENT_CHARS)
+                    .collect::<String>()
+            })
+            .filter(|ua| !ua.trim().is_empty()),
     }
 }
 

@@ -6,8 +6,8 @@ use salvo::oapi::ToSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    ChatName, ChatSummary, Email, Member, Message, Password, RoomSummary, User, Username,
-    ValidationError, Visibility,
+    ChatName, ChatSummary, Email, Member, Message, Password, RoomSummary, Session, SessionId,
+    Tokens, User, Username, ValidationError, Visibility,
 };
 
 /// `POST /auth/register`.
@@ -51,6 +51,13 @@ pub struct SessionOut {
     /// The account, when signed in.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<UserOut>,
+    /// When signed in: when the access token stops working, RFC 3339 (renew before).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// `true` when not signed in but carrying a refresh token, so that `POST /auth/refresh`
+    /// may sign the request in again; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub can_refresh: Option<bool>,
 }
 
 impl From<User> for UserOut {
@@ -63,7 +70,7 @@ impl From<User> for UserOut {
     }
 }
 
-/// A successful login.
+/// A successful login or refresh.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TokenOut {
     pub access_token: String,
@@ -71,6 +78,85 @@ pub struct TokenOut {
     pub token_type: &'static str,
     /// When the token stops working, RFC 3339.
     pub expires_at: String,
+    /// The token that renews the session at `POST /auth/refresh`, once. Absent from a refresh
+    /// that raced another one of the same session: the token that one got stays current.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// When the session ends if it is not used again before, RFC 3339.
+    pub session_expires_at: String,
+}
+
+impl From<Tokens> for TokenOut {
+    fn from(t: Tokens) -> Self {
+        Self {
+            access_token: t.access.token,
+            token_type: "bearer",
+            expires_at: rfc3339(t.access.expires_at),
+            refresh_token: t.refresh,
+            session_expires_at: rfc3339(t.session_expires_at),
+        }
+    }
+}
+
+/// `POST /auth/refresh`: the refresh token, unless it comes in the `refresh_token` cookie.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct RefreshBody {
+    pub refresh_token: Option<String>,
+}
+
+/// One of the caller's sessions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionItemOut {
+    pub id: String,
+    /// RFC 3339, like the other times.
+    pub created_at: String,
+    pub last_used_at: String,
+    pub expires_at: String,
+    pub user_agent: Option<String>,
+    pub address: String,
+    /// Whether this is the session of the request that asks.
+    pub current: bool,
+}
+
+impl SessionItemOut {
+    pub fn new(s: &Session, current: &SessionId) -> Self {
+        Self {
+            id: s.id.0.clone(),
+            created_at: rfc3339(s.created_at),
+            last_used_at: rfc3339(s.last_used_at),
+            expires_at: rfc3339(s.expires_at),
+            user_agent: s.client.user_agent.clone(),
+            address: s.client.address.to_string(),
+            current: &s.id == current,
+        }
+    }
+}
+
+/// What `POST /auth/logout-all` ended.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndedOut {
+    /// How many other sessions were ended.
+    pub ended: usize,
+}
+
+/// `POST /auth/password`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PasswordBody {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+impl PasswordBody {
+    /// The current password as typed, and the new one checked as registration checks one.
+    pub fn try_into_domain(self) -> Result<(Password, Password), ValidationError> {
+        let new = Password::parse_new(&self.new_password, &self.new_password).map_err(|e| {
+            ValidationError::new(
+                "new_password",
+                e.message.replace("Password", "New password"),
+            )
+        })?;
+        Ok((Password::for_login(&self.current_password), new))
+    }
 }
 
 /// Another user, as listed.

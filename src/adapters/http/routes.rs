@@ -11,10 +11,12 @@ use serde::de::DeserializeOwned;
 
 use super::HttpState;
 use super::access_log;
-use super::auth::{COOKIE, authenticate, check_origin, client};
+use super::auth::{COOKIE, REFRESH_COOKIE, authenticate, check_origin, client};
 use super::dto::*;
 use super::error::ApiError;
-use crate::domain::{AuthUser, ChatId, MessageId, PageRequest, Password, UserId};
+use crate::domain::{
+    AuthUser, ChatId, MessageId, PageRequest, Password, SessionId, Tokens, UserId,
+};
 
 /// The largest request body accepted, in bytes.
 const MAX_BODY: usize = 64 * 1024;
@@ -143,7 +145,7 @@ pub async fn login(
     } else {
         parse_json(bytes)?
     };
-    let token = state
+    let tokens = state
         .auth
         .login(
             &body.username,
@@ -151,23 +153,106 @@ pub async fn login(
             &client(&state, req),
         )
         .await;
-    count_login(&token);
-    let token = token?;
-    let max_age = (token.expires_at - chrono::Utc::now()).num_seconds().max(0);
-    res.add_cookie(
-        Cookie::build((COOKIE, token.token.clone()))
-            .http_only(true)
-            .same_site(SameSite::Lax)
-            .path("/")
-            .secure(state.cookie_secure)
-            .max_age(salvo::http::cookie::time::Duration::seconds(max_age))
-            .build(),
-    );
-    Ok(Json(TokenOut {
-        access_token: token.token,
-        token_type: "bearer",
-        expires_at: rfc3339(token.expires_at),
-    }))
+    count_login(&tokens);
+    let tokens = tokens?;
+    set_session_cookies(res, &state, &tokens);
+    Ok(Json(tokens.into()))
+}
+
+/// A cookie of the session with these attributes; an empty value and no lifetime clear it.
+fn session_cookie(
+    state: &HttpState,
+    name: &'static str,
+    value: String,
+    path: &'static str,
+    until: Option<chrono::DateTime<chrono::Utc>>,
+) -> Cookie<'static> {
+    let seconds = until.map_or(0, |t| (t - chrono::Utc::now()).num_seconds().max(0));
+    Cookie::build((name, value))
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .path(path)
+        .secure(state.cookie_secure)
+        .max_age(salvo::http::cookie::time::Duration::seconds(seconds))
+        .build()
+}
+
+/// Sets the access token cookie (for every path) and, when there is a new one, the refresh
+/// token cookie (for `/auth` only, so that no other request carries it).
+fn set_session_cookies(res: &mut Response, state: &HttpState, tokens: &Tokens) {
+    res.add_cookie(session_cookie(
+        state,
+        COOKIE,
+        tokens.access.token.clone(),
+        "/",
+        Some(tokens.access.expires_at),
+    ));
+    if let Some(next) = &tokens.refresh {
+        res.add_cookie(session_cookie(
+            state,
+            REFRESH_COOKIE,
+            next.clone(),
+            "/auth",
+            Some(tokens.session_expires_at),
+        ));
+    }
+}
+
+fn clear_session_cookies(res: &mut Response, state: &HttpState) {
+    res.add_cookie(session_cookie(state, COOKIE, String::new(), "/", None));
+    res.add_cookie(session_cookie(
+        state,
+        REFRESH_COOKIE,
+        String::new(),
+        "/auth",
+        None,
+    ));
+}
+
+/// Renew the session: a new access token and the next refresh token.
+///
+/// The refresh token comes in the body (`{"refresh_token": "..."}`) or, from the web client,
+/// in the `refresh_token` cookie; with the cookie the request must come from an allowed
+/// origin. Each refresh token works once: the answer carries the next one (and sets both
+/// cookies). Presenting one that was already exchanged ends the session (401
+/// `refresh_token_reused`), since someone else holds a copy; one exchanged only seconds
+/// before, as when two tabs refresh at once, gets an access token without a new refresh
+/// token.
+#[endpoint(tags("auth"), request_body = RefreshBody, status_codes(200, 400, 401, 403))]
+pub async fn refresh(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<Json<TokenOut>, ApiError> {
+    let state = state(depot);
+    let bytes = read_body(req).await?;
+    let body: RefreshBody = if bytes.iter().all(u8::is_ascii_whitespace) {
+        RefreshBody::default()
+    } else {
+        parse_json(bytes)?
+    };
+    let token = match body.refresh_token {
+        Some(token) => token,
+        None => {
+            let cookie = req.cookie(REFRESH_COOKIE).map(|c| c.value().to_owned());
+            let token = cookie.ok_or(crate::domain::Error::Unauthenticated)?;
+            check_origin(&state, req, true)?;
+            token
+        }
+    };
+    match state.auth.refresh(&token).await {
+        Ok(tokens) => {
+            set_session_cookies(res, &state, &tokens);
+            Ok(Json(tokens.into()))
+        }
+        Err(e) => {
+            let e = ApiError::from(e);
+            if e.status == StatusCode::UNAUTHORIZED {
+                clear_session_cookies(res, &state);
+            }
+            Err(e)
+        }
+    }
 }
 
 /// The caller's account.
@@ -185,10 +270,14 @@ pub async fn session(req: &mut Request, depot: &mut Depot) -> Result<Json<Sessio
         Ok((state, me)) => Ok(Json(SessionOut {
             authenticated: true,
             user: Some(state.auth.me(&me).await?.into()),
+            expires_at: Some(rfc3339(me.session_expires_at)),
+            can_refresh: None,
         })),
         Err(e) if e.status == StatusCode::UNAUTHORIZED => Ok(Json(SessionOut {
             authenticated: false,
             user: None,
+            expires_at: None,
+            can_refresh: req.cookie(REFRESH_COOKIE).map(|_| true),
         })),
         Err(e) => Err(e),
     }
@@ -203,15 +292,61 @@ pub async fn logout(
 ) -> Result<StatusCode, ApiError> {
     let (state, me) = caller(depot, req).await?;
     state.auth.logout(&me).await?;
-    res.add_cookie(
-        Cookie::build((COOKIE, ""))
-            .http_only(true)
-            .same_site(SameSite::Lax)
-            .path("/")
-            .secure(state.cookie_secure)
-            .max_age(salvo::http::cookie::time::Duration::ZERO)
-            .build(),
-    );
+    clear_session_cookies(res, &state);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The caller's sessions, most recently used first; `current` marks the one asking.
+#[endpoint(tags("auth"), status_codes(200, 401))]
+pub async fn list_sessions(
+    req: &mut Request,
+    depot: &mut Depot,
+) -> Result<Json<Vec<SessionItemOut>>, ApiError> {
+    let (state, me) = caller(depot, req).await?;
+    let sessions = state.auth.sessions(&me).await?;
+    Ok(Json(
+        sessions
+            .iter()
+            .map(|s| SessionItemOut::new(s, &me.session))
+            .collect(),
+    ))
+}
+
+/// End one of the caller's sessions: its tokens stop working and its sockets close (4401).
+/// Ending the current one is logging out.
+#[endpoint(tags("auth"), parameters(("session_id" = String, Path)), status_codes(204, 401, 403, 404))]
+pub async fn end_session(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<StatusCode, ApiError> {
+    let (state, me) = caller(depot, req).await?;
+    let id = SessionId(req.param::<String>("session_id").unwrap_or_default());
+    let current = id == me.session;
+    state.auth.end_session(&me, id).await?;
+    if current {
+        clear_session_cookies(res, &state);
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// End every session of the caller but this one.
+#[endpoint(tags("auth"), status_codes(200, 401, 403))]
+pub async fn logout_all(req: &mut Request, depot: &mut Depot) -> Result<Json<EndedOut>, ApiError> {
+    let (state, me) = caller(depot, req).await?;
+    let ended = state.auth.end_other_sessions(&me).await?;
+    Ok(Json(EndedOut { ended }))
+}
+
+/// Change the caller's password: the current one must be right (else 403 `wrong_password`),
+/// the new one follows the rules of registration (else 422 on `new_password`). Every other
+/// session of the caller ends; this one goes on.
+#[endpoint(tags("auth"), request_body = PasswordBody, status_codes(204, 401, 403, 422))]
+pub async fn change_password(req: &mut Request, depot: &mut Depot) -> Result<StatusCode, ApiError> {
+    let (state, me) = caller(depot, req).await?;
+    let body: PasswordBody = json_body(req).await?;
+    let (current, new) = body.try_into_domain().map_err(crate::domain::Error::from)?;
+    state.auth.change_password(&me, &current, &new).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -280,7 +280,8 @@ impl Session {
             }
             None
         };
-        // The token's lifetime is the socket's: it closes when the token expires.
+        // The socket lives as long as its token, or its session if that expires first; the
+        // session ending sooner closes it through the registry.
         let expires = session.me.session_expires_at - chrono::Utc::now();
         let expiry = tokio::time::sleep(expires.to_std().unwrap_or_default());
         tokio::pin!(expiry);

@@ -10,9 +10,9 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::error::{Error, Result};
 use crate::domain::{
-    Chat, ChatId, ChatKind, ChatSummary, ClientId, HistoryPage, Inserted, Member, Message,
-    MessageId, NewGroup, NewMessage, NewUser, Peer, Role, RoomSummary, Seq, SessionId, User,
-    UserId, Visibility,
+    Chat, ChatId, ChatKind, ChatSummary, Client, ClientId, HistoryPage, Inserted, Member, Message,
+    MessageId, NewGroup, NewMessage, NewSession, NewUser, Peer, RefreshState, Role, RoomSummary,
+    Seq, Session, SessionId, User, UserId, Visibility,
 };
 use crate::ports::{ChatAccess, ChatRepo, MessageRepo, SessionRepo, UserRepo};
 
@@ -29,8 +29,18 @@ struct State {
     last_seq: HashMap<ChatId, Seq>,
     /// The message each sender stored under each client id, per chat.
     client_ids: HashMap<(ChatId, UserId, ClientId), MessageId>,
-    revoked: HashMap<SessionId, DateTime<Utc>>,
+    /// Sessions without their owner's username, which is read from `users` when found.
+    sessions: HashMap<SessionId, StoredSession>,
     next_id: i64,
+}
+
+struct StoredSession {
+    user_id: UserId,
+    created_at: DateTime<Utc>,
+    last_used_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    client: Client,
+    refresh: RefreshState,
 }
 
 struct Membership {
@@ -150,6 +160,13 @@ impl UserRepo for MemoryStore {
             .collect();
         users.sort_by_key(|u| (u.username.as_str().to_ascii_lowercase(), u.id));
         Ok(users)
+    }
+
+    async fn set_password_hash(&self, id: UserId, password_hash: &str) -> Result<()> {
+        let mut s = self.lock();
+        let user = s.users.get_mut(&id).ok_or(Error::UserNotFound)?;
+        password_hash.clone_into(&mut user.password_hash);
+        Ok(())
     }
 
     async fn touch_last_seen(&self, id: UserId, at: DateTime<Utc>) -> Result<()> {
@@ -480,25 +497,136 @@ impl MessageRepo for MemoryStore {
     }
 }
 
+impl State {
+    fn session(&self, id: &SessionId) -> Option<Session> {
+        let stored = self.sessions.get(id)?;
+        let user = self.users.get(&stored.user_id)?;
+        Some(Session {
+            id: id.clone(),
+            user_id: stored.user_id,
+            username: user.username.clone(),
+            created_at: stored.created_at,
+            last_used_at: stored.last_used_at,
+            expires_at: stored.expires_at,
+            client: stored.client.clone(),
+            refresh: stored.refresh.clone(),
+        })
+    }
+}
+
 #[async_trait]
 impl SessionRepo for MemoryStore {
-    async fn revoke(
-        &self,
-        session: &SessionId,
-        expires_at: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
+    async fn create_session(&self, session: &NewSession) -> Result<()> {
         let mut s = self.lock();
-        s.revoked.retain(|_, exp| *exp >= now);
-        // Revoked twice, a session stays revoked until the later of the two expiries.
-        s.revoked
-            .entry(session.clone())
-            .and_modify(|exp| *exp = (*exp).max(expires_at))
-            .or_insert(expires_at);
+        if !s.users.contains_key(&session.user_id) {
+            return Err(Error::UserNotFound);
+        }
+        s.sessions
+            .retain(|_, st| st.expires_at >= session.created_at);
+        s.sessions.insert(
+            session.id.clone(),
+            StoredSession {
+                user_id: session.user_id,
+                created_at: session.created_at,
+                last_used_at: session.created_at,
+                expires_at: session.expires_at,
+                client: session.client.clone(),
+                refresh: RefreshState {
+                    current: session.refresh_digest.clone(),
+                    previous: None,
+                    rotated_at: None,
+                },
+            },
+        );
         Ok(())
     }
 
-    async fn is_revoked(&self, session: &SessionId) -> Result<bool> {
-        Ok(self.lock().revoked.contains_key(session))
+    async fn find_session(&self, id: &SessionId) -> Result<Option<Session>> {
+        Ok(self.lock().session(id))
+    }
+
+    async fn touch_session(
+        &self,
+        id: &SessionId,
+        at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<bool> {
+        let mut s = self.lock();
+        match s.sessions.get_mut(id) {
+            Some(st) if st.expires_at > at => {
+                st.last_used_at = at;
+                st.expires_at = expires_at;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn rotate_refresh(
+        &self,
+        id: &SessionId,
+        current: &str,
+        next: &str,
+        at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<bool> {
+        let mut s = self.lock();
+        match s.sessions.get_mut(id) {
+            Some(st) if st.refresh.current == current => {
+                st.refresh = RefreshState {
+                    current: next.to_owned(),
+                    previous: Some(current.to_owned()),
+                    rotated_at: Some(at),
+                };
+                st.last_used_at = at;
+                st.expires_at = expires_at;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn list_sessions(&self, user: UserId, now: DateTime<Utc>) -> Result<Vec<Session>> {
+        let s = self.lock();
+        let mut out: Vec<Session> = s
+            .sessions
+            .iter()
+            .filter(|(_, st)| st.user_id == user && st.expires_at > now)
+            .filter_map(|(id, _)| s.session(id))
+            .collect();
+        out.sort_by(|a, b| {
+            b.last_used_at
+                .cmp(&a.last_used_at)
+                .then_with(|| a.id.0.cmp(&b.id.0))
+        });
+        Ok(out)
+    }
+
+    async fn end_session(&self, user: UserId, id: &SessionId) -> Result<bool> {
+        let mut s = self.lock();
+        if s.sessions.get(id).is_some_and(|st| st.user_id == user) {
+            s.sessions.remove(id);
+            Ok(true)
+        } else {
+            Ok(false)
+        }
+    }
+
+    async fn end_sessions_except(
+        &self,
+        user: UserId,
+        keep: Option<SessionId>,
+    ) -> Result<Vec<SessionId>> {
+        let mut s = self.lock();
+        let ended: Vec<SessionId> = s
+            .sessions
+            .iter()
+            .filter(|(id, st)| st.user_id == user && Some(*id) != keep.as_ref())
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &ended {
+            s.sessions.remove(id);
+        }
+        Ok(ended)
     }
 }

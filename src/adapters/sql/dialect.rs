@@ -52,7 +52,6 @@ const SQLITE_COLUMN_CONSTRAINTS: &[(&str, &str)] = &[
         "chat_members.chat_id, chat_members.user_id",
         "chat_members_pkey",
     ),
-    ("revoked_sessions.jti", "revoked_sessions_pkey"),
     ("messages.chat_id, messages.seq", "messages_chat_seq_key"),
     (
         "messages.chat_id, messages.sender_id, messages.client_id",
@@ -92,7 +91,6 @@ mod tests {
              INSERT INTO chats (kind, visibility, direct_low, direct_high, created_at) \
              VALUES ('direct', 'private', 1, 2, 't'); \
              INSERT INTO chat_members (chat_id, user_id, joined_at) VALUES (1, 1, 't'); \
-             INSERT INTO revoked_sessions (jti, expires_at) VALUES ('s', 't'); \
              INSERT INTO messages (chat_id, seq, sender_id, body, created_at, client_id) \
              VALUES (1, 1, 1, 'hi', 't', 'c1')",
         )
@@ -119,10 +117,6 @@ mod tests {
             (
                 "INSERT INTO chat_members (chat_id, user_id, joined_at) VALUES (1, 1, 't')",
                 Some("chat_members_pkey"),
-            ),
-            (
-                "INSERT INTO revoked_sessions (jti, expires_at) VALUES ('s', 't')",
-                Some("revoked_sessions_pkey"),
             ),
             (
                 "INSERT INTO messages (chat_id, seq, sender_id, body, created_at) \

@@ -117,6 +117,20 @@ macro_rules! user_repo {
                         .map_err(Error::unexpected)
                 }
 
+                async fn set_password_hash(&self, id: UserId, password_hash: &str) -> Result<()> {
+                    let done = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+                        .bind(password_hash)
+                        .bind(id.0)
+                        .execute(&self.write)
+                        .await
+                        .map_err(Error::unexpected)?;
+                    if done.rows_affected() == 1 {
+                        Ok(())
+                    } else {
+                        Err(Error::UserNotFound)
+                    }
+                }
+
                 async fn touch_last_seen(&self, id: UserId, at: DateTime<Utc>) -> Result<()> {
                     sqlx::query("UPDATE users SET last_seen = $1 WHERE id = $2")
                         .bind(at)

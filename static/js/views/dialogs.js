@@ -1,5 +1,5 @@
 // views/dialogs.js — Modal dialogs built on <dialog>: new direct chat, new group and
-// browse public rooms. showModal() makes the page behind inert (focus stays inside)
+// browse public rooms (and the modal the sessions dialog of views/sessions.js is built on). showModal() makes the page behind inert (focus stays inside)
 // and Escape closes natively; each dialog is created on open and removed on close.
 
 import { h, icon, avatar } from '../dom.js';
@@ -12,7 +12,7 @@ let counter = 0;
  * Create and open a modal. build(body, footer, close) fills it.
  * Returns {dialog, close}.
  */
-function modal({ title, description, className = '', build }) {
+export function modal({ title, description, className = '', build }) {
   const id = `dlg-${++counter}`;
   const returnFocus = document.activeElement;
   const dialog = h('dialog', { class: `modal ${className}`.trim(), 'aria-labelledby': `${id}-title` });
@@ -68,11 +68,11 @@ function searchField(label, testid, placeholder) {
     }));
 }
 
-function note(text, cls = '') {
+export function note(text, cls = '') {
   return h('p', { class: `dialog-note ${cls}`.trim() }, text);
 }
 
-function loadingNote(text) {
+export function loadingNote(text) {
   return h('p', { class: 'dialog-note' }, h('span', { class: 'spinner', 'aria-hidden': 'true' }), text);
 }
 

@@ -30,6 +30,8 @@ function renderMe() {
 }
 
 function renderConnection(state) {
+  // A socket reconnecting after its token was renewed is back in a moment; nothing to show.
+  if (state === 'renewing') return;
   const slot = $('#banner-slot');
   if (state === 'reconnecting') {
     if (!wasDisconnected) announce('Connection lost. Reconnecting...');
