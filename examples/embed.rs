@@ -46,6 +46,10 @@ impl UserRepo for CountingUsers {
     async fn touch_last_seen(&self, id: UserId, at: DateTime<Utc>) -> Result<()> {
         self.store.touch_last_seen(id, at).await
     }
+
+    async fn set_password_hash(&self, id: UserId, hash: &str) -> Result<()> {
+        self.store.set_password_hash(id, hash).await
+    }
 }
 
 /// A bus that logs each event and carries it on. Whatever a bus does, `subscribe` must keep
