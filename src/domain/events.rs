@@ -53,6 +53,8 @@ pub enum Event {
     },
     /// A session was logged out; sockets opened with it must close.
     SessionRevoked(SessionId),
+    /// An administrator disabled an account; every socket of that user must close.
+    UserDisabled(UserId),
 }
 
 /// Who hears an event. The domain decides it with the event; the socket adapter only routes.
@@ -68,6 +70,8 @@ pub enum Audience {
     Chats(Vec<ChatId>),
     /// The sockets opened with one session.
     Session(SessionId),
+    /// Every socket of one user.
+    User(UserId),
 }
 
 impl Event {
@@ -92,6 +96,7 @@ impl Event {
             | Self::MemberJoined { chat_id, .. }
             | Self::MemberLeft { chat_id, .. } => chat(chat_id, None),
             Self::SessionRevoked(session) => Audience::Session(session.clone()),
+            Self::UserDisabled(user) => Audience::User(*user),
         }
     }
 }

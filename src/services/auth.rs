@@ -83,7 +83,8 @@ impl AuthService {
     /// `Invalid` on `username` for a login name with a control character (refused before any
     /// lookup, hashing or counting); `InvalidCredentials`, the same whether the user exists or
     /// not; `TooManyAttempts` after ten failures on one login within fifteen minutes, until
-    /// they are past.
+    /// they are past; `AccountDisabled` for the right password of a disabled account (a wrong
+    /// one is `InvalidCredentials`, so the state is told only to who knows the password).
     pub async fn login(&self, login: &str, password: &Password) -> Result<AccessToken> {
         let login = LoginName::parse(login)?;
         let login = login.as_str();
@@ -105,6 +106,9 @@ impl AuthService {
         match user {
             Some(user) if matches => {
                 self.failures.clear(&key).await?;
+                if user.disabled {
+                    return Err(Error::AccountDisabled);
+                }
                 self.tokens.issue(user.id)
             }
             _ => {
@@ -118,7 +122,7 @@ impl AuthService {
     ///
     /// # Errors
     /// `TokenExpired` for an expired token, `Unauthenticated` for a bad, revoked or orphaned
-    /// one.
+    /// one, or one of a disabled account.
     pub async fn authenticate(&self, token: &str) -> Result<AuthUser> {
         let claims = self.tokens.verify(token)?;
         // Every request pays for these two reads; they do not depend on each other.
@@ -129,7 +133,9 @@ impl AuthService {
         if revoked? {
             return Err(Error::Unauthenticated);
         }
-        let user = user?.ok_or(Error::Unauthenticated)?;
+        let user = user?
+            .filter(|u| !u.disabled)
+            .ok_or(Error::Unauthenticated)?;
         Ok(AuthUser {
             id: user.id,
             username: user.username,
@@ -223,6 +229,14 @@ mod tests {
             password_hash: "$argon2id$ann".into(),
             created_at: Utc::now(),
             last_seen: None,
+            disabled: false,
+        }
+    }
+
+    fn disabled_ann() -> User {
+        User {
+            disabled: true,
+            ..ann()
         }
     }
 
@@ -439,5 +453,53 @@ mod tests {
             session_expires_at: Utc::now(),
         };
         m.service().logout(&me).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_disabled_account_with_the_right_password_is_told_so_and_gets_no_token() {
+        let mut m = Mocks::new();
+        m.users
+            .expect_find_by_login()
+            .returning(|_| Ok(Some(disabled_ann())));
+        m.hasher.expect_verify().returning(|_, _| Ok(true));
+        m.tokens.expect_issue().times(0);
+        let err = m
+            .service()
+            .login("ann", &Password::for_login("correct horse"))
+            .await;
+        assert!(matches!(err, Err(Error::AccountDisabled)), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_disabled_account_with_a_wrong_password_looks_like_any_wrong_password() {
+        let mut m = Mocks::new();
+        m.users
+            .expect_find_by_login()
+            .returning(|_| Ok(Some(disabled_ann())));
+        m.hasher.expect_verify().returning(|_, _| Ok(false));
+        m.tokens.expect_issue().times(0);
+        let err = m
+            .service()
+            .login("ann", &Password::for_login("wrong-password"))
+            .await;
+        assert!(matches!(err, Err(Error::InvalidCredentials)), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_token_of_a_disabled_account_does_not_authenticate() {
+        let mut m = Mocks::new();
+        m.tokens.expect_verify().returning(|_| {
+            Ok(Claims {
+                user_id: UserId(7),
+                session: SessionId("s1".into()),
+                expires_at: Utc::now(),
+            })
+        });
+        m.sessions.expect_is_revoked().returning(|_| Ok(false));
+        m.users
+            .expect_find()
+            .returning(|_| Ok(Some(disabled_ann())));
+        let err = m.service().authenticate("tok").await.unwrap_err();
+        assert!(matches!(err, Error::Unauthenticated));
     }
 }

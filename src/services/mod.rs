@@ -4,15 +4,18 @@
 //! policy: who may read a chat, who may add whom, what is published when.
 
 mod access;
+mod admin;
 mod auth;
 mod chats;
 mod members;
 mod messages;
 mod presence;
+mod readiness;
 #[cfg(test)]
 mod testing;
 mod users;
 
+pub use admin::AdminService;
 pub use auth::AuthService;
 #[cfg(test)]
 pub(crate) use auth::DECOY_HASH;
@@ -20,6 +23,7 @@ pub use chats::ChatService;
 pub use members::MembershipService;
 pub use messages::{MessageService, TYPING_EXPIRES_AFTER};
 pub use presence::PresenceService;
+pub use readiness::{NotReady, Readiness};
 pub use users::UserDirectory;
 
 /// Limits that deployments may tune.

@@ -39,6 +39,7 @@ mod faults;
 mod groups;
 mod hygiene;
 mod lifecycle;
+mod operate;
 mod sockets;
 mod sqlite_wal;
 mod user_socket;

@@ -48,6 +48,11 @@ pub struct TestApp {
 impl TestApp {
     /// A server on a fresh database of `backend`.
     pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    /// A server on a fresh database of `backend`, its configuration changed by `tweak`.
+    pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Self {
         let (db_url, dir) = match backend {
             Backend::Memory => ("memory://".to_owned(), None),
             Backend::Sqlite => {
@@ -57,7 +62,7 @@ impl TestApp {
             }
             Backend::Postgres => (super::postgres::fresh_database_url().await, None),
         };
-        Self::spawn_at(&db_url, "127.0.0.1:0".parse().unwrap(), dir).await
+        Self::spawn_configured(&db_url, "127.0.0.1:0".parse().unwrap(), dir, tweak).await
     }
 
     /// A server on an existing database URL, bound to `bind`.
@@ -66,13 +71,23 @@ impl TestApp {
         bind: SocketAddr,
         dir: Option<Arc<tempfile::TempDir>>,
     ) -> Self {
-        let config = Config {
+        Self::spawn_configured(db_url, bind, dir, |_| {}).await
+    }
+
+    async fn spawn_configured(
+        db_url: &str,
+        bind: SocketAddr,
+        dir: Option<Arc<tempfile::TempDir>>,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
+        let mut config = Config {
             bind,
             database_url: Some(db_url.to_owned()),
             secret_key: Some(Secret::new(SECRET)),
             db_max_connections: 10,
             ..Config::default()
         };
+        tweak(&mut config);
         let backing = Backing::open(&config).await.expect("open storage");
         // Cheap hashing keeps tests fast; production parameters are tested in the adapter.
         let hasher = Arc::new(Argon2Hasher::with_params(512, 1, 1));
@@ -92,6 +107,11 @@ impl TestApp {
             handle,
             _dir: dir,
         }
+    }
+
+    /// Tells the server to stop, as a signal would, without waiting for it.
+    pub fn signal_stop(&self) {
+        self.stopper.stop();
     }
 
     /// Stops the server and waits until it has.

@@ -2,9 +2,15 @@
 //! `NOTIFY` and come back to every instance, this one included, through one `LISTEN`
 //! connection, so all instances deliver the same events in the same order. A payload too large
 //! for a notification travels through the `bus_payloads` table.
+//!
+//! The bus knows whether its listening connection is up, for the readiness check. While it is
+//! down, the listener reconnects on its own but says nothing until a notification arrives, so a
+//! heartbeat (an empty notification, which every instance ignores) is sent each second until
+//! this instance hears one.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgListener, PgPool};
@@ -26,7 +32,11 @@ pub struct PgBus {
     pool: PgPool,
     local: Arc<LocalBus>,
     published: AtomicU64,
+    connected: Arc<AtomicBool>,
 }
+
+/// How often a disconnected bus sends a heartbeat to learn that it listens again.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 
 impl PgBus {
     /// Starts listening, then returns the bus; events published from then on are delivered.
@@ -37,26 +47,51 @@ impl PgBus {
         let mut listener = PgListener::connect_with(&pool).await?;
         listener.listen(CHANNEL).await?;
         let local = Arc::new(LocalBus::default());
+        let connected = Arc::new(AtomicBool::new(true));
         let relay = local.clone();
         let reader = pool.clone();
+        let up = connected.clone();
         tokio::spawn(async move {
             loop {
                 match listener.try_recv().await {
-                    Ok(Some(n)) => match resolve(&reader, n.payload()).await {
-                        Ok(event) => {
-                            let _ = relay.publish(event).await;
+                    Ok(Some(n)) => {
+                        up.store(true, Ordering::Relaxed);
+                        if n.payload().is_empty() {
+                            continue; // a heartbeat
                         }
-                        Err(e) => tracing::error!(error = ?e, "undecodable bus event"),
-                    },
+                        match resolve(&reader, n.payload()).await {
+                            Ok(event) => {
+                                let _ = relay.publish(event).await;
+                            }
+                            Err(e) => tracing::error!(error = ?e, "undecodable bus event"),
+                        }
+                    }
                     Ok(None) => {
+                        // Lost, and already reconnected before returning.
                         tracing::warn!(
-                            "event bus connection lost; reconnecting (events sent meanwhile are missed)"
+                            "event bus connection lost; reconnected (events sent meanwhile are missed)"
                         );
                     }
                     Err(e) => {
-                        tracing::error!(error = %e, "event bus listener failed; retrying");
-                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        if up.swap(false, Ordering::Relaxed) {
+                            tracing::error!(error = %e, "event bus listener failed; retrying");
+                        }
+                        tokio::time::sleep(HEARTBEAT_EVERY).await;
                     }
+                }
+            }
+        });
+        let beating = pool.clone();
+        let up = connected.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
+            loop {
+                tick.tick().await;
+                if !up.load(Ordering::Relaxed) {
+                    let _ = sqlx::query("SELECT pg_notify($1, '')")
+                        .bind(CHANNEL)
+                        .execute(&beating)
+                        .await;
                 }
             }
         });
@@ -64,6 +99,7 @@ impl PgBus {
             pool,
             local,
             published: AtomicU64::new(0),
+            connected,
         })
     }
 }
@@ -121,5 +157,9 @@ impl EventBus for PgBus {
 
     fn subscribe(&self) -> EventStream {
         self.local.subscribe()
+    }
+
+    fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
     }
 }

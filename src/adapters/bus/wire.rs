@@ -60,6 +60,9 @@ enum Wire {
     Revoked {
         session: String,
     },
+    Disabled {
+        user_id: UserId,
+    },
 }
 
 /// The JSON of an event.
@@ -141,6 +144,7 @@ pub fn encode(event: &Event) -> String {
         Event::SessionRevoked(s) => Wire::Revoked {
             session: s.0.clone(),
         },
+        Event::UserDisabled(user_id) => Wire::Disabled { user_id: *user_id },
     };
     serde_json::to_string(&wire).expect("events serialize")
 }
@@ -238,6 +242,7 @@ pub fn decode(json: &str) -> serde_json::Result<Event> {
             message_id,
         },
         Wire::Revoked { session } => Event::SessionRevoked(SessionId(session)),
+        Wire::Disabled { user_id } => Event::UserDisabled(user_id),
     })
 }
 
@@ -304,6 +309,7 @@ mod tests {
                 message_id: MessageId(9),
             },
             Event::SessionRevoked(SessionId("abc".into())),
+            Event::UserDisabled(UserId(4)),
         ];
         for event in events {
             assert_eq!(decode(&encode(&event)).unwrap(), event);

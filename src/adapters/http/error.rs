@@ -30,6 +30,10 @@ pub struct ErrorBody {
     /// For 422: the request field at fault.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// For 500: the id of the request (also in the `X-Request-Id` header), which every log
+    /// line about it carries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 impl ApiError {
@@ -65,7 +69,17 @@ impl ApiError {
             detail: self.detail.to_string(),
             code: self.code.to_owned(),
             field: self.field.as_ref().map(ToString::to_string),
+            request_id: None,
         }
+    }
+
+    /// The body as sent in answer to the request of `res`: a 500 names the request's id.
+    fn body_for(&self, res: &Response) -> ErrorBody {
+        let mut body = self.body();
+        if self.status.is_server_error() {
+            body.request_id = super::request_id::of(res);
+        }
+        body
     }
 
     /// The error for a bare status, used when salvo itself refuses a request.
@@ -96,6 +110,7 @@ impl From<Error> for ApiError {
             Error::UsernameTaken => (S::CONFLICT, "username_taken"),
             Error::EmailTaken => (S::CONFLICT, "email_taken"),
             Error::InvalidCredentials => (S::UNAUTHORIZED, "invalid_credentials"),
+            Error::AccountDisabled => (S::FORBIDDEN, "account_disabled"),
             Error::Unauthenticated => (S::UNAUTHORIZED, "not_authenticated"),
             Error::TokenExpired => (S::UNAUTHORIZED, "token_expired"),
             Error::UserNotFound => (S::NOT_FOUND, "user_not_found"),
@@ -125,7 +140,8 @@ impl Scribe for ApiError {
             let _ = res.add_header("www-authenticate", "Bearer", true);
         }
         res.status_code(self.status);
-        res.render(Json(self.body()));
+        let body = self.body_for(res);
+        res.render(Json(body));
     }
 }
 
@@ -139,6 +155,7 @@ impl EndpointOutRegister for ApiError {
             ("409", "Conflict"),
             ("422", "Invalid field"),
             ("429", "Too many failed logins"),
+            ("500", "Unexpected failure; the body names the request id"),
         ] {
             operation.responses.insert(
                 status,
@@ -156,7 +173,8 @@ pub async fn catch_status(res: &mut Response, ctrl: &mut FlowCtrl) {
     if status.is_client_error() || status.is_server_error() {
         let e = ApiError::for_status(status);
         res.status_code(status);
-        res.render(Json(e.body()));
+        let body = e.body_for(res);
+        res.render(Json(body));
         ctrl.skip_rest();
     }
 }

@@ -15,6 +15,7 @@ use super::auth::{COOKIE, authenticate, check_origin};
 use super::dto::*;
 use super::error::ApiError;
 use crate::domain::{AuthUser, ChatId, MessageId, PageRequest, Password, UserId};
+use crate::services::NotReady;
 
 /// The largest request body accepted, in bytes.
 const MAX_BODY: usize = 64 * 1024;
@@ -414,4 +415,26 @@ pub async fn mark_read(req: &mut Request, depot: &mut Depot) -> Result<StatusCod
 #[endpoint(tags("ops"), status_codes(200))]
 pub async fn health() -> &'static str {
     "ok"
+}
+
+/// Readiness: `ready` while the storage answers and the event bus is connected; 503
+/// `not_ready` while either is down or the server is draining after a stop signal.
+#[endpoint(tags("ops"), status_codes(200, 503))]
+pub async fn ready(depot: &mut Depot) -> Result<&'static str, ApiError> {
+    let state = state(depot);
+    let refuse = |detail: &'static str| {
+        Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            detail,
+        ))
+    };
+    if *state.draining.borrow() {
+        return refuse("The server is shutting down.");
+    }
+    match state.readiness.check().await {
+        Ok(()) => Ok("ready"),
+        Err(NotReady::Storage) => refuse("The database does not answer."),
+        Err(NotReady::Bus) => refuse("The event bus is disconnected."),
+    }
 }
