@@ -47,7 +47,9 @@ pub async fn assign(req: &mut Request, depot: &mut Depot, res: &mut Response, ct
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(HEADER, value);
     }
-    let span = tracing::info_span!("request", request_id = %id);
+    // At error level, so that the span is there whenever any line is written, whatever the
+    // filter lets through.
+    let span = tracing::error_span!("request", request_id = %id);
     ctrl.call_next(req, depot, res).instrument(span).await;
 }
 
