@@ -43,12 +43,20 @@ impl UserRepo for CountingUsers {
         self.store.list_except(except).await
     }
 
+    async fn list_all(&self) -> Result<Vec<User>> {
+        self.store.list_all().await
+    }
+
     async fn touch_last_seen(&self, id: UserId, at: DateTime<Utc>) -> Result<()> {
         self.store.touch_last_seen(id, at).await
     }
 
     async fn set_password_hash(&self, id: UserId, hash: &str) -> Result<()> {
         self.store.set_password_hash(id, hash).await
+    }
+
+    async fn set_disabled(&self, id: UserId, disabled: bool) -> Result<()> {
+        self.store.set_disabled(id, disabled).await
     }
 }
 
@@ -92,6 +100,7 @@ async fn main() -> anyhow::Result<()> {
     let app = App::builder(config)
         .storage(Storage::new(
             users.clone(),
+            store.clone(),
             store.clone(),
             store.clone(),
             store,

@@ -28,11 +28,11 @@ use crate::adapters::throttle::{LocalHashAdmission, LocalLoginFailures};
 use crate::config::{Config, Database};
 use crate::ports::{
     ChatRepo, Clock, EventBus, HashAdmission, LoginFailures, MessageRepo, PasswordHasher,
-    PresenceTracker, SessionRepo, TokenService, UserRepo,
+    PresenceTracker, SessionRepo, StorageProbe, TokenService, UserRepo,
 };
 use crate::services::{
-    AuthService, ChatService, Limits, LoginLimits, MembershipService, MessageService,
-    PresenceService, UserDirectory,
+    AdminService, AuthService, ChatService, Limits, LoginLimits, MembershipService, MessageService,
+    PresenceService, Readiness, UserDirectory,
 };
 
 /// What to do with the storage once the server has stopped.
@@ -45,6 +45,8 @@ pub struct Storage {
     pub chats: Arc<dyn ChatRepo>,
     pub messages: Arc<dyn MessageRepo>,
     pub sessions: Arc<dyn SessionRepo>,
+    /// Answers the readiness check.
+    pub probe: Arc<dyn StorageProbe>,
     on_close: Option<CloseHook>,
 }
 
@@ -52,7 +54,7 @@ impl Storage {
     /// One store implementing every port.
     pub fn from_store<S>(store: S) -> Self
     where
-        S: UserRepo + ChatRepo + MessageRepo + SessionRepo,
+        S: UserRepo + ChatRepo + MessageRepo + SessionRepo + StorageProbe,
     {
         Self::from_arc(Arc::new(store))
     }
@@ -61,9 +63,15 @@ impl Storage {
     /// or inspect it.
     pub fn from_arc<S>(store: Arc<S>) -> Self
     where
-        S: UserRepo + ChatRepo + MessageRepo + SessionRepo,
+        S: UserRepo + ChatRepo + MessageRepo + SessionRepo + StorageProbe,
     {
-        Self::new(store.clone(), store.clone(), store.clone(), store)
+        Self::new(
+            store.clone(),
+            store.clone(),
+            store.clone(),
+            store.clone(),
+            store,
+        )
     }
 
     /// Storage port by port, each from wherever the caller likes.
@@ -72,12 +80,14 @@ impl Storage {
         chats: Arc<dyn ChatRepo>,
         messages: Arc<dyn MessageRepo>,
         sessions: Arc<dyn SessionRepo>,
+        probe: Arc<dyn StorageProbe>,
     ) -> Self {
         Self {
             users,
             chats,
             messages,
             sessions,
+            probe,
             on_close: None,
         }
     }
@@ -193,6 +203,8 @@ pub struct App {
     state: Arc<HttpState>,
     storage: Storage,
     shutdown: watch::Sender<bool>,
+    draining: watch::Sender<bool>,
+    drain_for: Duration,
     stop: Arc<Notify>,
 }
 
@@ -425,6 +437,7 @@ impl AppBuilder {
         );
         let presence =
             PresenceService::new(storage.users, storage.chats, bus.clone(), clock, presence);
+        let readiness = Readiness::new(storage.probe, bus.clone());
 
         let listener =
             listen(config.bind).with_context(|| format!("cannot listen on {}", config.bind))?;
@@ -445,6 +458,7 @@ impl AppBuilder {
             Duration::from_secs(config.presence_lease_seconds.max(3) / 3),
             shutdown_rx.clone(),
         ));
+        let (draining, draining_rx) = watch::channel(false);
         let state = Arc::new(HttpState {
             auth,
             users,
@@ -452,6 +466,8 @@ impl AppBuilder {
             members,
             messages,
             presence,
+            readiness,
+            draining: draining_rx,
             registry,
             origins: allowed_origins(&config, local_addr),
             cookie_secure: config.cookie_secure.unwrap_or_else(|| {
@@ -489,6 +505,8 @@ impl AppBuilder {
             state,
             storage: closing,
             shutdown,
+            draining,
+            drain_for: Duration::from_secs(config.drain_seconds),
             stop: Arc::new(Notify::new()),
         })
     }
@@ -563,8 +581,10 @@ impl App {
         self.storage.close().await;
     }
 
-    /// Serves until Ctrl-C, SIGTERM or [`Stopper::stop`]: then stops accepting, closes every
-    /// socket with 1001, waits for in-flight requests and closes the storage.
+    /// Serves until Ctrl-C, SIGTERM or [`Stopper::stop`]: then `/ready` answers 503 at once,
+    /// the server keeps serving for the configured drain time (so a load balancer stops sending
+    /// it traffic first), then stops accepting, closes every socket with 1001, waits for
+    /// in-flight requests and closes the storage.
     ///
     /// # Errors
     /// When the listener fails.
@@ -599,10 +619,20 @@ impl App {
         let registry = self.state.registry.clone();
         let stop = self.stop.clone();
         let shutdown = self.shutdown;
+        let draining = self.draining;
+        let drain_for = self.drain_for;
         tokio::spawn(async move {
             tokio::select! {
                 () = stop.notified() => {}
                 () = stop_when => {}
+            }
+            let _ = draining.send(true);
+            if !drain_for.is_zero() {
+                tracing::info!(
+                    seconds = drain_for.as_secs(),
+                    "draining: /ready answers 503"
+                );
+                tokio::time::sleep(drain_for).await;
             }
             tracing::info!("shutting down: closing sockets");
             let _ = shutdown.send(true);
@@ -644,6 +674,70 @@ async fn wait_for_sockets_to_close(registry: &Registry) {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Applies the pending migrations of the configured database, then closes it.
+///
+/// # Errors
+/// When the database cannot be opened or a migration fails, and for `memory://`, which has no
+/// schema to keep.
+pub async fn migrate(config: &Config) -> anyhow::Result<()> {
+    match config.database()? {
+        Database::Postgres(url) => {
+            let store = PgStore::connect(&url, 1)
+                .await
+                .context("cannot migrate the PostgreSQL database")?;
+            store.pool().close().await;
+        }
+        Database::Sqlite(url) => {
+            let store = SqliteStore::connect_with(&url, config.sqlite_synchronous)
+                .await
+                .with_context(|| format!("cannot migrate the SQLite database {url}"))?;
+            store.close().await;
+        }
+        Database::Memory => anyhow::bail!("memory:// keeps nothing, so it has nothing to migrate"),
+    }
+    Ok(())
+}
+
+/// Writes a consistent copy of the configured SQLite database to `dest`, while servers may be
+/// using it (`VACUUM INTO`: one read transaction, so the copy is the database as of one
+/// instant, compacted). `dest` must not exist.
+///
+/// # Errors
+/// On PostgreSQL (whose own `pg_dump` is the tool) and `memory://`; when `dest` exists or the
+/// copy fails.
+pub async fn backup(config: &Config, dest: &std::path::Path) -> anyhow::Result<()> {
+    match config.database()? {
+        Database::Sqlite(url) => SqliteStore::backup(&url, dest).await,
+        Database::Postgres(_) => anyhow::bail!(
+            "parley backup copies SQLite databases; for PostgreSQL use pg_dump \
+             (e.g. pg_dump --format=custom --file=parley.dump \"$DATABASE_URL\")"
+        ),
+        Database::Memory => anyhow::bail!("memory:// keeps nothing, so it has nothing to back up"),
+    }
+}
+
+/// Account administration over the configured database, with the server's password hasher,
+/// and the storage to close when done. On PostgreSQL, events (a disabled account) reach
+/// every running server through the bus; on SQLite they stay in this process.
+///
+/// # Errors
+/// When the database cannot be opened, and for `memory://`, whose accounts live only inside
+/// one running server.
+pub async fn admin(config: &Config) -> anyhow::Result<(AdminService, Storage)> {
+    if config.database()? == Database::Memory {
+        anyhow::bail!("memory:// keeps nothing outside the running server; nothing to administer");
+    }
+    let Backing { storage, bus, .. } = Backing::open(config).await?;
+    let admin = AdminService::new(
+        storage.users.clone(),
+        storage.sessions.clone(),
+        Arc::new(Argon2Hasher::owasp()),
+        Arc::new(SystemClock),
+        bus,
+    );
+    Ok((admin, storage))
 }
 
 /// A listening socket on `addr` whose accepted connections have `TCP_NODELAY` set.

@@ -83,6 +83,21 @@ pub struct Config {
     pub metrics_bind: Option<SocketAddr>,
     /// A tracing filter, e.g. `info` or `parley=debug,sqlx=warn`.
     pub log: String,
+    /// How log lines are written.
+    pub log_format: LogFormat,
+    /// After a stop signal, how long to keep serving with `/ready` at 503 before closing.
+    pub drain_seconds: u64,
+}
+
+/// How log lines are written to standard output.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One line a person reads.
+    #[default]
+    Text,
+    /// One JSON object per line, for a log collector.
+    Json,
 }
 
 impl Default for Config {
@@ -116,6 +131,8 @@ impl Default for Config {
             cookie_secure: None,
             metrics_bind: None,
             log: "info".into(),
+            log_format: LogFormat::Text,
+            drain_seconds: 0,
         }
     }
 }
@@ -157,6 +174,8 @@ impl fmt::Debug for Config {
             .field("allowed_origins", &self.allowed_origins)
             .field("client_address_header", &self.client_address_header)
             .field("log", &self.log)
+            .field("log_format", &self.log_format)
+            .field("drain_seconds", &self.drain_seconds)
             .finish_non_exhaustive()
     }
 }
@@ -466,6 +485,19 @@ mod tests {
             assert_eq!(c.token_ttl(), chrono::Duration::seconds(2));
             jail.set_env("PARLEY_SESSION_IDLE_DAYS", "0");
             assert_eq!(Config::load().unwrap_err().key, "PARLEY_SESSION_IDLE_DAYS");
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // The closure's type is figment's.
+    fn log_format_reads_text_or_json_and_names_the_key_otherwise() {
+        figment::Jail::expect_with(|jail| {
+            assert_eq!(Config::load().unwrap().log_format, LogFormat::Text);
+            jail.set_env("PARLEY_LOG_FORMAT", "json");
+            assert_eq!(Config::load().unwrap().log_format, LogFormat::Json);
+            jail.set_env("PARLEY_LOG_FORMAT", "xml");
+            assert_eq!(Config::load().unwrap_err().key, "PARLEY_LOG_FORMAT");
             Ok(())
         });
     }

@@ -14,11 +14,11 @@ use parley::domain::{
     Member, Message, MessageBody, MessageId, NewGroup, NewMessage, NewSession, NewUser, Peer,
     RefreshState, Role, Seq, Session, SessionId, User, UserId, Username, Visibility,
 };
-use parley::ports::{ChatAccess, ChatRepo, MessageRepo, SessionRepo, UserRepo};
+use parley::ports::{ChatAccess, ChatRepo, MessageRepo, SessionRepo, StorageProbe, UserRepo};
 
 /// Every storage port at once, as each adapter provides them.
-trait Store: UserRepo + ChatRepo + MessageRepo + SessionRepo {}
-impl<T: UserRepo + ChatRepo + MessageRepo + SessionRepo> Store for T {}
+trait Store: UserRepo + ChatRepo + MessageRepo + SessionRepo + StorageProbe {}
+impl<T: UserRepo + ChatRepo + MessageRepo + SessionRepo + StorageProbe> Store for T {}
 
 // ---------------------------------------------------------------------------------------------
 // The adapters
@@ -86,6 +86,11 @@ contract!(
     unknown_users_are_not_found,
     list_except_excludes_the_caller_and_orders_by_username_without_case,
     touch_last_seen_is_stored_and_read_back,
+    list_all_lists_everyone_by_username_without_case,
+    set_password_hash_replaces_the_hash_of_that_user_only,
+    set_disabled_disables_and_enables_that_user_only,
+    set_password_hash_and_set_disabled_of_an_unknown_user_fail_with_user_not_found,
+    a_live_store_answers_the_ping,
     // direct chats
     concurrent_get_or_create_direct_for_one_pair_yields_one_chat,
     another_pair_gets_another_direct_chat,
@@ -134,7 +139,7 @@ contract!(
     insert_all_stores_a_client_id_repeated_within_the_batch_once,
     a_message_refused_in_a_batch_leaves_the_others_stored_without_a_gap,
     concurrent_batches_across_chats_take_every_seq_once,
-    set_password_hash_replaces_the_hash_of_that_user_only,
+    set_password_hash_keeps_the_rest_of_the_user,
     // sessions
     a_created_session_is_found_with_its_owner_and_client,
     a_session_of_a_user_who_does_not_exist_is_refused,
@@ -476,6 +481,70 @@ async fn touch_last_seen_is_stored_and_read_back<S: Store>(s: S) {
         s.list_except(bob.id).await.unwrap()[0].last_seen,
         Some(later)
     );
+}
+
+async fn list_all_lists_everyone_by_username_without_case<S: Store>(s: S) {
+    assert_eq!(s.list_all().await.unwrap(), vec![]);
+    for name in ["bob", "Carol", "alice"] {
+        user(&s, name).await;
+    }
+
+    let everyone = s.list_all().await.unwrap();
+
+    assert_eq!(names(&everyone), ["alice", "bob", "Carol"]);
+    let carol = s.find_by_login("carol").await.unwrap();
+    assert_eq!(everyone.get(2), carol.as_ref());
+}
+
+async fn set_password_hash_keeps_the_rest_of_the_user<S: Store>(s: S) {
+    let ann = user(&s, "ann").await;
+    let bob = user(&s, "bob").await;
+
+    s.set_password_hash(ann.id, "$argon2id$v=19$new")
+        .await
+        .unwrap();
+
+    let found = s.find(ann.id).await.unwrap().unwrap();
+    assert_eq!(found.password_hash, "$argon2id$v=19$new");
+    assert_eq!(found.username, ann.username);
+    assert_eq!(s.find(bob.id).await.unwrap(), Some(bob));
+}
+
+async fn set_disabled_disables_and_enables_that_user_only<S: Store>(s: S) {
+    let ann = user(&s, "ann").await;
+    let bob = user(&s, "bob").await;
+    assert!(!ann.disabled, "a new user is enabled");
+
+    s.set_disabled(ann.id, true).await.unwrap();
+    s.set_disabled(ann.id, true).await.unwrap();
+
+    assert!(s.find(ann.id).await.unwrap().unwrap().disabled);
+    assert!(s.find_by_login("ann").await.unwrap().unwrap().disabled);
+    assert!(s.list_except(bob.id).await.unwrap()[0].disabled);
+    assert!(!s.find(bob.id).await.unwrap().unwrap().disabled);
+
+    s.set_disabled(ann.id, false).await.unwrap();
+    assert_eq!(s.find(ann.id).await.unwrap(), Some(ann));
+}
+
+async fn set_password_hash_and_set_disabled_of_an_unknown_user_fail_with_user_not_found<
+    S: Store,
+>(
+    s: S,
+) {
+    let ann = user(&s, "ann").await;
+    let nobody = UserId(ann.id.0 + 1000);
+
+    let hash = s.set_password_hash(nobody, "$argon2id$x").await;
+    let disabled = s.set_disabled(nobody, true).await;
+
+    assert!(matches!(hash, Err(Error::UserNotFound)), "{hash:?}");
+    assert!(matches!(disabled, Err(Error::UserNotFound)), "{disabled:?}");
+    assert_eq!(s.find(ann.id).await.unwrap(), Some(ann));
+}
+
+async fn a_live_store_answers_the_ping<S: Store>(s: S) {
+    s.ping().await.unwrap();
 }
 
 // ---------------------------------------------------------------------------------------------

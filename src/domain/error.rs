@@ -34,6 +34,8 @@ pub enum Error {
     EmailTaken,
     #[error("Incorrect username or password.")]
     InvalidCredentials,
+    #[error("This account is disabled.")]
+    AccountDisabled,
     #[error("Not authenticated.")]
     Unauthenticated,
     #[error("The session has expired; please log in again.")]

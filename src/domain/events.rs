@@ -54,6 +54,8 @@ pub enum Event {
     /// A session ended (logged out, ended from another session, by a password change or a
     /// reused refresh token); sockets opened with it must close.
     SessionRevoked(SessionId),
+    /// An administrator disabled an account; every socket of that user must close.
+    UserDisabled(UserId),
 }
 
 /// Who hears an event. The domain decides it with the event; the socket adapter only routes.
@@ -69,6 +71,8 @@ pub enum Audience {
     Chats(Vec<ChatId>),
     /// The sockets opened with one session.
     Session(SessionId),
+    /// Every socket of one user.
+    User(UserId),
 }
 
 impl Event {
@@ -93,6 +97,7 @@ impl Event {
             | Self::MemberJoined { chat_id, .. }
             | Self::MemberLeft { chat_id, .. } => chat(chat_id, None),
             Self::SessionRevoked(session) => Audience::Session(session.clone()),
+            Self::UserDisabled(user) => Audience::User(*user),
         }
     }
 }

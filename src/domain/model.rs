@@ -50,6 +50,8 @@ pub struct User {
     pub created_at: DateTime<Utc>,
     /// When the user's last socket closed; `None` until it first has.
     pub last_seen: Option<DateTime<Utc>>,
+    /// Disabled by an administrator: cannot log in, and no token of theirs authenticates.
+    pub disabled: bool,
 }
 
 /// What registration stores.

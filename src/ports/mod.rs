@@ -62,17 +62,41 @@ pub trait UserRepo: Send + Sync + 'static {
     /// `Unexpected` on storage failure only.
     async fn list_except(&self, except: UserId) -> Result<Vec<User>>;
 
-    /// Replaces the user's password hash.
+    /// Every user, ordered by username without regard to case.
     ///
     /// # Errors
-    /// `UserNotFound` when the user does not exist.
-    async fn set_password_hash(&self, id: UserId, password_hash: &str) -> Result<()>;
+    /// `Unexpected` on storage failure only.
+    async fn list_all(&self) -> Result<Vec<User>>;
 
     /// Records when the user was last seen online.
     ///
     /// # Errors
     /// `Unexpected` on storage failure only.
     async fn touch_last_seen(&self, id: UserId, at: DateTime<Utc>) -> Result<()>;
+
+    /// Replaces the user's password hash (a PHC string).
+    ///
+    /// # Errors
+    /// `UserNotFound` when no user has this id.
+    async fn set_password_hash(&self, id: UserId, password_hash: &str) -> Result<()>;
+
+    /// Disables the user (`true`) or enables them again (`false`); setting what is already set
+    /// is fine.
+    ///
+    /// # Errors
+    /// `UserNotFound` when no user has this id.
+    async fn set_disabled(&self, id: UserId, disabled: bool) -> Result<()>;
+}
+
+/// Tells whether the storage answers, for the readiness check.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait StorageProbe: Send + Sync + 'static {
+    /// Runs the cheapest query the storage has.
+    ///
+    /// # Errors
+    /// `Unexpected` when the storage does not answer.
+    async fn ping(&self) -> Result<()>;
 }
 
 /// Where chats and their memberships are kept.
@@ -363,4 +387,10 @@ pub trait EventBus: Send + Sync + 'static {
 
     /// Every event published from now on, in order.
     fn subscribe(&self) -> EventStream;
+
+    /// Whether events published elsewhere reach this process right now: false while a bus
+    /// that crosses processes has lost its connection. An in-process bus always is.
+    fn is_connected(&self) -> bool {
+        true
+    }
 }

@@ -199,7 +199,9 @@ impl AuthService {
     /// `Invalid` on `username` for a login name with a control character (refused before any
     /// lookup, hashing or counting); `TooManyAttempts` while `client`'s address must wait,
     /// without hashing; `RateLimited` when no more password hashes are admitted for `client`
-    /// now; `InvalidCredentials`, the same whether the user exists or not.
+    /// now; `InvalidCredentials`, the same whether the user exists or not; `AccountDisabled`
+    /// for the right password of a disabled account (a wrong one is `InvalidCredentials`, so
+    /// the state is told only to who knows the password).
     pub async fn login(&self, login: &str, password: &Password, client: &Client) -> Result<Tokens> {
         let login = LoginName::parse(login)?;
         let login = login.as_str();
@@ -237,6 +239,9 @@ impl AuthService {
         match user {
             Some(user) if matches => {
                 self.failures.clear(&attempt).await?;
+                if user.disabled {
+                    return Err(Error::AccountDisabled);
+                }
                 self.start_session(user.id, client, now).await
             }
             _ => {
@@ -292,7 +297,7 @@ impl AuthService {
     ///
     /// # Errors
     /// `TokenExpired` for an expired token, `Unauthenticated` for a bad one or one whose
-    /// session has ended or expired.
+    /// session has ended or expired (disabling an account ends its sessions).
     pub async fn authenticate(&self, token: &str) -> Result<AuthUser> {
         let claims = self.tokens.verify(token)?;
         let session = self
@@ -607,6 +612,14 @@ mod tests {
             password_hash: "$argon2id$ann".into(),
             created_at: Utc::now(),
             last_seen: None,
+            disabled: false,
+        }
+    }
+
+    fn disabled_ann() -> User {
+        User {
+            disabled: true,
+            ..ann()
         }
     }
 
@@ -1384,5 +1397,39 @@ mod tests {
             ..limits
         };
         assert_eq!(off.delay_after(1000), Duration::zero());
+    }
+
+    #[tokio::test]
+    async fn a_disabled_account_with_the_right_password_is_told_so_and_gets_no_token() {
+        let mut m = Mocks::new();
+        m.users
+            .expect_find_by_login()
+            .returning(|_| Ok(Some(disabled_ann())));
+        m.hasher.expect_verify().returning(|_, _| Ok(true));
+        m.tokens.checkpoint();
+        m.tokens.expect_issue().times(0);
+        m.sessions.expect_create_session().times(0);
+        let err = m
+            .service()
+            .login("ann", &Password::for_login("correct horse"), &client())
+            .await;
+        assert!(matches!(err, Err(Error::AccountDisabled)), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_disabled_account_with_a_wrong_password_looks_like_any_wrong_password() {
+        let mut m = Mocks::new();
+        m.users
+            .expect_find_by_login()
+            .returning(|_| Ok(Some(disabled_ann())));
+        m.hasher.expect_verify().returning(|_, _| Ok(false));
+        m.tokens.checkpoint();
+        m.tokens.expect_issue().times(0);
+        m.sessions.expect_create_session().times(0);
+        let err = m
+            .service()
+            .login("ann", &Password::for_login("wrong-password"), &client())
+            .await;
+        assert!(matches!(err, Err(Error::InvalidCredentials)), "{err:?}");
     }
 }

@@ -4,16 +4,19 @@
 //! policy: who may read a chat, who may add whom, what is published when.
 
 mod access;
+mod admin;
 mod auth;
 mod chats;
 mod group_commit;
 mod members;
 mod messages;
 mod presence;
+mod readiness;
 #[cfg(test)]
 mod testing;
 mod users;
 
+pub use admin::AdminService;
 #[cfg(test)]
 pub(crate) use auth::DECOY_HASH;
 pub use auth::{AuthService, LoginLimits};
@@ -21,6 +24,7 @@ pub use chats::ChatService;
 pub use members::MembershipService;
 pub use messages::{MessageService, TYPING_EXPIRES_AFTER};
 pub use presence::PresenceService;
+pub use readiness::{NotReady, Readiness};
 pub use users::UserDirectory;
 
 /// Limits that deployments may tune.

@@ -43,6 +43,7 @@ mod hygiene;
 mod library;
 mod lifecycle;
 mod metrics;
+mod operate;
 mod sessions;
 mod sockets;
 mod sqlite_wal;

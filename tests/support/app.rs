@@ -161,6 +161,11 @@ impl TestApp {
         }
     }
 
+    /// Tells the server to stop, as a signal would, without waiting for it.
+    pub fn signal_stop(&self) {
+        self.stopper.stop();
+    }
+
     /// Stops the server and waits until it has.
     pub async fn stop(self) -> Option<Arc<tempfile::TempDir>> {
         self.stopper.stop();

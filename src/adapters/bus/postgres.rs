@@ -2,9 +2,15 @@
 //! `NOTIFY` and come back to every instance, this one included, through one `LISTEN`
 //! connection, so all instances deliver the same events in the same order. A payload too large
 //! for a notification travels through the `bus_payloads` table.
+//!
+//! The bus knows whether its listening connection is up, for the readiness check. While it is
+//! down, the listener reconnects on its own but says nothing until a notification arrives, so a
+//! heartbeat (an empty notification, which every instance ignores) is sent each second until
+//! this instance hears one.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -28,7 +34,11 @@ pub struct PgBus {
     pool: PgPool,
     local: Arc<LocalBus>,
     published: AtomicU64,
+    connected: Arc<AtomicBool>,
 }
+
+/// How often a disconnected bus sends a heartbeat to learn that it listens again.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 
 impl PgBus {
     /// Starts listening, then returns the bus; events published from then on are delivered.
@@ -39,16 +49,38 @@ impl PgBus {
         let mut listener = PgListener::connect_with(&pool).await?;
         listener.listen(CHANNEL).await?;
         let local = Arc::new(LocalBus::default());
+        let connected = Arc::new(AtomicBool::new(true));
         let relay = local.clone();
         let reader = pool.clone();
         let newest: i64 = sqlx::query_scalar("SELECT COALESCE(max(id), 0) FROM messages")
             .fetch_one(&pool)
             .await?;
-        tokio::spawn(relay_notifications(listener, reader, relay, newest));
+        tokio::spawn(relay_notifications(
+            listener,
+            reader,
+            relay,
+            newest,
+            connected.clone(),
+        ));
+        let beating = pool.clone();
+        let up = connected.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
+            loop {
+                tick.tick().await;
+                if !up.load(Ordering::Relaxed) {
+                    let _ = sqlx::query("SELECT pg_notify($1, '')")
+                        .bind(CHANNEL)
+                        .execute(&beating)
+                        .await;
+                }
+            }
+        });
         Ok(Self {
             pool,
             local,
             published: AtomicU64::new(0),
+            connected,
         })
     }
 }
@@ -75,6 +107,7 @@ async fn relay_notifications(
     pool: PgPool,
     relay: Arc<LocalBus>,
     mut newest: i64,
+    connected: Arc<AtomicBool>,
 ) {
     let mut heard_at = Utc::now();
     let mut gap: Option<DateTime<Utc>> = None;
@@ -96,9 +129,11 @@ async fn relay_notifications(
                         let _ = relay.publish(Event::MessagePosted(message)).await;
                     }
                     gap = None;
+                    connected.store(true, Ordering::Relaxed);
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "event bus cannot reconnect yet; retrying");
+                    connected.store(false, Ordering::Relaxed);
+                    tracing::debug!(error = %e, "event bus cannot reconnect yet; retrying");
                     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                     continue;
                 }
@@ -107,6 +142,12 @@ async fn relay_notifications(
         match listener.try_recv().await {
             Ok(Some(n)) => {
                 heard_at = Utc::now();
+                if gap.is_none() {
+                    connected.store(true, Ordering::Relaxed);
+                }
+                if n.payload().is_empty() {
+                    continue; // a heartbeat
+                }
                 match resolve(&pool, n.payload()).await {
                     Ok(events) => {
                         for event in events {
@@ -126,7 +167,9 @@ async fn relay_notifications(
                 gap = Some(heard_at.max(Utc::now() - MAX_RECOVERY) - RECOVERY_SLACK);
             }
             Err(e) => {
-                tracing::error!(error = %e, "event bus listener failed; retrying");
+                if connected.swap(false, Ordering::Relaxed) {
+                    tracing::error!(error = %e, "event bus listener failed; retrying");
+                }
                 gap.get_or_insert(heard_at.max(Utc::now() - MAX_RECOVERY) - RECOVERY_SLACK);
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             }
@@ -248,5 +291,9 @@ impl EventBus for PgBus {
 
     fn subscribe(&self) -> EventStream {
         self.local.subscribe()
+    }
+
+    fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
     }
 }

@@ -60,6 +60,9 @@ enum Wire {
     Revoked {
         session: String,
     },
+    Disabled {
+        user_id: UserId,
+    },
 }
 
 /// The JSON of an event.
@@ -141,6 +144,7 @@ pub fn encode(event: &Event) -> String {
         Event::SessionRevoked(s) => Wire::Revoked {
             session: s.0.clone(),
         },
+        Event::UserDisabled(user_id) => Wire::Disabled { user_id: *user_id },
     };
     serde_json::to_string(&wire).expect("events serialize")
 }
@@ -268,6 +272,7 @@ fn from_wire(wire: Wire) -> Event {
             message_id,
         },
         Wire::Revoked { session } => Event::SessionRevoked(SessionId(session)),
+        Wire::Disabled { user_id } => Event::UserDisabled(user_id),
     }
 }
 
@@ -334,6 +339,7 @@ mod tests {
                 message_id: MessageId(9),
             },
             Event::SessionRevoked(SessionId("abc".into())),
+            Event::UserDisabled(UserId(4)),
         ];
         for event in &events {
             assert_eq!(&decode(&encode(event)).unwrap(), event);

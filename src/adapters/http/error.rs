@@ -32,6 +32,10 @@ pub struct ErrorBody {
     /// For 422: the request field at fault.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// For 500: the id of the request (also in the `X-Request-Id` header), which every log
+    /// line about it carries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 impl ApiError {
@@ -80,7 +84,17 @@ impl ApiError {
             detail: self.detail.to_string(),
             code: self.code.to_owned(),
             field: self.field.as_ref().map(ToString::to_string),
+            request_id: None,
         }
+    }
+
+    /// The body as sent in answer to the request of `res`: a 500 names the request's id.
+    fn body_for(&self, res: &Response) -> ErrorBody {
+        let mut body = self.body();
+        if self.status.is_server_error() {
+            body.request_id = super::request_id::of(res);
+        }
+        body
     }
 
     /// The error for a bare status, used when salvo itself refuses a request.
@@ -112,6 +126,7 @@ impl From<Error> for ApiError {
             Error::UsernameTaken => (S::CONFLICT, "username_taken"),
             Error::EmailTaken => (S::CONFLICT, "email_taken"),
             Error::InvalidCredentials => (S::UNAUTHORIZED, "invalid_credentials"),
+            Error::AccountDisabled => (S::FORBIDDEN, "account_disabled"),
             Error::Unauthenticated => (S::UNAUTHORIZED, "not_authenticated"),
             Error::TokenExpired => (S::UNAUTHORIZED, "token_expired"),
             Error::RefreshTokenReused => (S::UNAUTHORIZED, "refresh_token_reused"),
@@ -154,7 +169,8 @@ impl Scribe for ApiError {
             let _ = res.add_header("retry-after", secs, true);
         }
         res.status_code(self.status);
-        res.render(Json(self.body()));
+        let body = self.body_for(res);
+        res.render(Json(body));
     }
 }
 
@@ -168,6 +184,7 @@ impl EndpointOutRegister for ApiError {
             ("409", "Conflict"),
             ("422", "Invalid field"),
             ("429", "Too many failed logins or requests; see Retry-After"),
+            ("500", "Unexpected failure; the body names the request id"),
         ] {
             operation.responses.insert(
                 status,
@@ -193,7 +210,8 @@ pub async fn catch_status(res: &mut Response, ctrl: &mut FlowCtrl) {
         if let Some(secs) = e.retry_after {
             let _ = res.add_header("retry-after", secs, true);
         }
-        res.render(Json(e.body()));
+        let body = e.body_for(res);
+        res.render(Json(body));
         ctrl.skip_rest();
     }
 }

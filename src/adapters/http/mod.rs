@@ -3,6 +3,7 @@
 //! services and domain errors into `{"detail", "code"}` responses.
 
 pub mod access_log;
+mod assets;
 pub mod auth;
 mod delivered;
 pub mod dto;
@@ -10,13 +11,13 @@ pub mod error;
 pub mod limits;
 pub mod protocol;
 pub mod registry;
+pub mod request_id;
 pub mod routes;
 pub mod ws;
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use rust_embed::RustEmbed;
 use salvo::affix_state;
 use salvo::catch_panic::CatchPanic;
 use salvo::catcher::Catcher;
@@ -26,20 +27,14 @@ use salvo::oapi::OpenApi;
 use salvo::oapi::swagger_ui::SwaggerUi;
 use salvo::prelude::*;
 use salvo::routing::{FilterInfo, filters};
-use salvo::serve_static::static_embed;
 use tokio::sync::watch;
 
 use crate::services::{
-    AuthService, ChatService, MembershipService, MessageService, PresenceService, UserDirectory,
+    AuthService, ChatService, MembershipService, MessageService, PresenceService, Readiness,
+    UserDirectory,
 };
 use limits::{HttpLimits, SendBudget};
 use registry::Registry;
-
-/// The web client, compiled into the binary (read from disk in debug builds, so editing
-/// `static/` and reloading works during development).
-#[derive(RustEmbed)]
-#[folder = "static/"]
-struct Assets;
 
 /// What every handler can reach.
 pub struct HttpState {
@@ -49,6 +44,9 @@ pub struct HttpState {
     pub members: MembershipService,
     pub messages: MessageService,
     pub presence: PresenceService,
+    pub readiness: Readiness,
+    /// Flips to true on a stop signal, before the drain time; `/ready` answers 503 from then.
+    pub draining: watch::Receiver<bool>,
     pub registry: Arc<Registry>,
     /// Origins allowed to use the cookie, lower-case `scheme://host[:port]`.
     pub origins: HashSet<String>,
@@ -131,6 +129,7 @@ fn is_get_route(r: &Router) -> bool {
 /// The whole HTTP surface over `state`, served with its access log and error pages.
 pub fn service(state: Arc<HttpState>) -> Service {
     Service::new(router(state))
+        .hoop(request_id::assign)
         .hoop(access_log::log_request)
         .catcher(
             Catcher::default()
@@ -161,6 +160,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .push(Router::with_path("users").get(routes::list_users))
         .push(Router::with_path("rooms").get(routes::list_rooms))
         .push(Router::with_path("health").get(routes::health))
+        .push(Router::with_path("ready").get(routes::ready))
         .push(
             Router::with_path("chats")
                 .get(routes::list_chats)
@@ -200,7 +200,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
         })
         .push(doc.into_router("/openapi.json"))
         .push(SwaggerUi::new("/openapi.json").into_router("/docs"))
-        .push(Router::with_path("{**path}").get(static_embed::<Assets>().defaults("index.html")));
+        .push(Router::with_path("{**path}").get(assets::serve));
     // After the API description is drawn, so that it lists each route once.
     answer_head_like_get(&mut router);
     router

@@ -243,7 +243,7 @@ impl ServerEvent {
                     message_id: *message_id,
                 },
             ),
-            Event::SessionRevoked(_) => Vec::new(),
+            Event::SessionRevoked(_) | Event::UserDisabled(_) => Vec::new(),
         }
     }
 }

@@ -170,13 +170,24 @@ impl Inner {
             .filter(|(_, c)| &c.session == session)
             .map(|(id, _)| *id)
             .collect();
+        self.close_with_4401(ids, "session ended");
+    }
+
+    /// Closes every socket of `user` with 4401: their account was disabled.
+    fn end_user(&mut self, user: UserId) {
+        let ids = self.user_conns(user);
+        self.close_with_4401(ids, "account disabled");
+    }
+
+    /// Closes `ids` with 4401, following nothing from now on.
+    fn close_with_4401(&mut self, ids: Vec<ConnId>, reason: &'static str) {
         for id in &ids {
             let chats: Vec<ChatId> = self.conns[id].chats.iter().copied().collect();
             for chat in chats {
                 self.unsubscribe(*id, chat);
             }
         }
-        self.send(ids, &Outbound::Close(4401, "session ended"));
+        self.send(ids, &Outbound::Close(4401, reason));
     }
 
     /// Makes every `/ws` socket of `user` follow `chat`.
@@ -307,6 +318,10 @@ impl Registry {
             Audience::Chats(_) => None,
             Audience::Session(session) => {
                 inner.end_session(&session);
+                return;
+            }
+            Audience::User(user) => {
+                inner.end_user(user);
                 return;
             }
         };
@@ -467,5 +482,44 @@ mod tests {
         ));
         registry.deliver(&posted(1, 9));
         assert!(on_all.try_recv().is_err(), "nothing more of that chat");
+    }
+
+    #[tokio::test]
+    async fn a_disabled_user_has_every_socket_closed_with_4401_and_others_keep_theirs() {
+        let registry = Registry::new();
+        let mut of_ann = Vec::new();
+        for (session, scope) in [("a", Scope::All), ("b", Scope::Chat(ChatId(1)))] {
+            let (_, rx, _) = registry.register(
+                UserId(2),
+                SessionId(session.into()),
+                scope,
+                Protocol::V2,
+                [ChatId(1)],
+            );
+            of_ann.push(rx);
+        }
+        let (bob, mut of_bob, _) = registry.register(
+            UserId(3),
+            SessionId("c".into()),
+            Scope::All,
+            Protocol::V2,
+            [ChatId(1)],
+        );
+
+        registry.deliver(&Event::UserDisabled(UserId(2)));
+
+        for rx in &mut of_ann {
+            assert!(matches!(rx.recv().await, Some(Outbound::Close(4401, _))));
+        }
+        assert!(of_bob.try_recv().is_err(), "nothing for the others");
+        assert!(registry.follows(bob, ChatId(1)));
+        registry.deliver(&posted(1, 9));
+        for rx in &mut of_ann {
+            assert!(
+                rx.try_recv().is_err(),
+                "the disabled user hears nothing more"
+            );
+        }
+        assert!(matches!(of_bob.recv().await, Some(Outbound::Frame(_))));
     }
 }

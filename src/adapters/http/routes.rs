@@ -17,6 +17,7 @@ use super::error::ApiError;
 use crate::domain::{
     AuthUser, ChatId, MessageId, PageRequest, Password, SessionId, Tokens, UserId,
 };
+use crate::services::NotReady;
 
 /// The largest request body accepted, in bytes.
 const MAX_BODY: usize = 64 * 1024;
@@ -579,4 +580,26 @@ fn count_login<T>(outcome: &crate::domain::error::Result<T>) {
         Err(_) => "refused",
     };
     metrics::counter!("parley_logins_total", "outcome" => outcome).increment(1);
+}
+
+/// Readiness: `ready` while the storage answers and the event bus is connected; 503
+/// `not_ready` while either is down or the server is draining after a stop signal.
+#[endpoint(tags("ops"), status_codes(200, 503))]
+pub async fn ready(depot: &mut Depot) -> Result<&'static str, ApiError> {
+    let state = state(depot);
+    let refuse = |detail: &'static str| {
+        Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            detail,
+        ))
+    };
+    if *state.draining.borrow() {
+        return refuse("The server is shutting down.");
+    }
+    match state.readiness.check().await {
+        Ok(()) => Ok("ready"),
+        Err(NotReady::Storage) => refuse("The database does not answer."),
+        Err(NotReady::Bus) => refuse("The event bus is disconnected."),
+    }
 }

@@ -14,7 +14,7 @@ use crate::domain::{
     MessageId, NewGroup, NewMessage, NewSession, NewUser, Peer, RefreshState, Role, RoomSummary,
     Seq, Session, SessionId, User, UserId, Visibility,
 };
-use crate::ports::{ChatAccess, ChatRepo, MessageRepo, SessionRepo, UserRepo};
+use crate::ports::{ChatAccess, ChatRepo, MessageRepo, SessionRepo, StorageProbe, UserRepo};
 
 #[derive(Default)]
 struct State {
@@ -129,6 +129,7 @@ impl UserRepo for MemoryStore {
             password_hash: new.password_hash.clone(),
             created_at: new.created_at,
             last_seen: None,
+            disabled: false,
         };
         s.users.insert(user.id, user.clone());
         Ok(user)
@@ -162,6 +163,19 @@ impl UserRepo for MemoryStore {
         Ok(users)
     }
 
+    async fn list_all(&self) -> Result<Vec<User>> {
+        let mut users: Vec<User> = self.lock().users.values().cloned().collect();
+        users.sort_by_key(|u| (u.username.as_str().to_ascii_lowercase(), u.id));
+        Ok(users)
+    }
+
+    async fn touch_last_seen(&self, id: UserId, at: DateTime<Utc>) -> Result<()> {
+        if let Some(u) = self.lock().users.get_mut(&id) {
+            u.last_seen = Some(at);
+        }
+        Ok(())
+    }
+
     async fn set_password_hash(&self, id: UserId, password_hash: &str) -> Result<()> {
         let mut s = self.lock();
         let user = s.users.get_mut(&id).ok_or(Error::UserNotFound)?;
@@ -169,10 +183,17 @@ impl UserRepo for MemoryStore {
         Ok(())
     }
 
-    async fn touch_last_seen(&self, id: UserId, at: DateTime<Utc>) -> Result<()> {
-        if let Some(u) = self.lock().users.get_mut(&id) {
-            u.last_seen = Some(at);
-        }
+    async fn set_disabled(&self, id: UserId, disabled: bool) -> Result<()> {
+        let mut s = self.lock();
+        s.users.get_mut(&id).ok_or(Error::UserNotFound)?.disabled = disabled;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl StorageProbe for MemoryStore {
+    /// Memory always answers.
+    async fn ping(&self) -> Result<()> {
         Ok(())
     }
 }

@@ -76,6 +76,24 @@ macro_rules! sql_store {
         $crate::adapters::sql::messages::message_repo!($store, $db);
         $crate::adapters::sql::sessions::session_repo!($store, $db);
 
+        const _: () = {
+            use async_trait::async_trait;
+
+            use $crate::domain::error::{Error, Result};
+            use $crate::ports::StorageProbe;
+
+            #[async_trait]
+            impl StorageProbe for $store {
+                async fn ping(&self) -> Result<()> {
+                    sqlx::query("SELECT 1")
+                        .execute(&self.read)
+                        .await
+                        .map(drop)
+                        .map_err(Error::unexpected)
+                }
+            }
+        };
+
         // What more than one port needs.
         const _: () = {
             use $crate::domain::error::Error;

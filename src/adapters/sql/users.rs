@@ -14,6 +14,7 @@ pub(crate) struct UserRow {
     password_hash: String,
     created_at: DateTime<Utc>,
     last_seen: Option<DateTime<Utc>>,
+    disabled: bool,
 }
 
 impl From<UserRow> for User {
@@ -25,6 +26,7 @@ impl From<UserRow> for User {
             password_hash: r.password_hash,
             created_at: r.created_at,
             last_seen: r.last_seen,
+            disabled: r.disabled,
         }
     }
 }
@@ -33,7 +35,7 @@ impl From<UserRow> for User {
 /// with `concat!`.
 macro_rules! user_columns {
     () => {
-        "id, username, email, password_hash, created_at, last_seen"
+        "id, username, email, password_hash, created_at, last_seen, disabled"
     };
 }
 pub(crate) use user_columns;
@@ -117,6 +119,19 @@ macro_rules! user_repo {
                         .map_err(Error::unexpected)
                 }
 
+                async fn list_all(&self) -> Result<Vec<User>> {
+                    let sql = concat!(
+                        "SELECT ",
+                        user_columns!(),
+                        " FROM users ORDER BY lower(username), id"
+                    );
+                    sqlx::query_as::<_, UserRow>(sql)
+                        .fetch_all(&self.read)
+                        .await
+                        .map(|rows| rows.into_iter().map(User::from).collect())
+                        .map_err(Error::unexpected)
+                }
+
                 async fn set_password_hash(&self, id: UserId, password_hash: &str) -> Result<()> {
                     let done = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
                         .bind(password_hash)
@@ -124,11 +139,23 @@ macro_rules! user_repo {
                         .execute(&self.write)
                         .await
                         .map_err(Error::unexpected)?;
-                    if done.rows_affected() == 1 {
-                        Ok(())
-                    } else {
-                        Err(Error::UserNotFound)
+                    if done.rows_affected() == 0 {
+                        return Err(Error::UserNotFound);
                     }
+                    Ok(())
+                }
+
+                async fn set_disabled(&self, id: UserId, disabled: bool) -> Result<()> {
+                    let done = sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2")
+                        .bind(disabled)
+                        .bind(id.0)
+                        .execute(&self.write)
+                        .await
+                        .map_err(Error::unexpected)?;
+                    if done.rows_affected() == 0 {
+                        return Err(Error::UserNotFound);
+                    }
+                    Ok(())
                 }
 
                 async fn touch_last_seen(&self, id: UserId, at: DateTime<Utc>) -> Result<()> {

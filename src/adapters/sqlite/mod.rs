@@ -91,6 +91,40 @@ impl SqliteStore {
         })
     }
 
+    /// Writes a consistent, compacted copy of the database at `url` to `dest` with
+    /// `VACUUM INTO`, which reads it in one transaction: servers may keep writing meanwhile,
+    /// and the copy is the database as of one instant. Nothing is migrated or written in the
+    /// source.
+    ///
+    /// # Errors
+    /// When `dest` exists (it is never overwritten), the database does not exist, or the copy
+    /// fails.
+    pub async fn backup(url: &str, dest: &std::path::Path) -> anyhow::Result<()> {
+        use anyhow::Context as _;
+        use sqlx::Connection as _;
+
+        if dest.exists() {
+            anyhow::bail!("{} already exists; choose a new file", dest.display());
+        }
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(false)
+            .busy_timeout(Duration::from_secs(10));
+        let source = options.get_filename().display().to_string();
+        let mut conn = sqlx::sqlite::SqliteConnection::connect_with(&options)
+            .await
+            .with_context(|| format!("cannot open the SQLite database {source}"))?;
+        let dest_str = dest
+            .to_str()
+            .with_context(|| format!("{} is not a UTF-8 path", dest.display()))?;
+        let copied = sqlx::query("VACUUM INTO $1")
+            .bind(dest_str)
+            .execute(&mut conn)
+            .await
+            .with_context(|| format!("cannot copy {source} to {}", dest.display()));
+        let _ = conn.close().await;
+        copied.map(drop)
+    }
+
     /// Folds the log into the main file and closes every connection, so that the database is
     /// one file again. Call it when the server stops; the store is unusable afterwards.
     pub async fn close(&self) {
