@@ -33,6 +33,8 @@ pub struct Config {
     pub token_ttl_minutes: i64,
     /// Longest message body in characters.
     pub max_message_chars: usize,
+    /// How long after posting a message its sender may edit it, in seconds; 0 for always.
+    pub edit_window_seconds: u64,
     /// Frames a client may send per second on one socket; bursts of three times as many pass.
     pub ws_frames_per_second: u32,
     /// The most messages a socket's `resume` replays; from further back it gets `resync`.
@@ -61,6 +63,7 @@ impl Default for Config {
             secret_key: None,
             token_ttl_minutes: 30,
             max_message_chars: 4000,
+            edit_window_seconds: 0,
             ws_frames_per_second: 20,
             resume_max_messages: 1000,
             max_sockets_per_user: 20,
@@ -102,6 +105,7 @@ impl fmt::Debug for Config {
             .field("token_ttl_minutes", &self.token_ttl_minutes)
             .field("sqlite_synchronous", &self.sqlite_synchronous)
             .field("max_message_chars", &self.max_message_chars)
+            .field("edit_window_seconds", &self.edit_window_seconds)
             .field("public_url", &self.public_url)
             .field("allowed_origins", &self.allowed_origins)
             .field("log", &self.log)

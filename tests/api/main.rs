@@ -31,6 +31,7 @@ macro_rules! on_every_backend_but_memory {
     };
 }
 
+mod actions;
 mod auth;
 mod chats;
 mod cookies;

@@ -25,6 +25,7 @@ mod driver;
 mod page;
 mod screenshots;
 
+mod actions;
 mod chat;
 mod groups;
 mod login;
