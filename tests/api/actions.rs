@@ -135,6 +135,10 @@ async fn an_edit_over_a_socket_is_told_to_the_chat(backend: Backend) {
     app.stop().await;
 }
 
+async fn edit(user: &TestUser, chat: i64, id: i64, text: &str) -> (u16, Value) {
+    user.patch(&path(chat, id), json!({"message": text})).await
+}
+
 async fn edits_are_refused_for_others_messages_unknown_ones_and_bad_text(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let [ann, bob, eve] = app.users(["ann", "bob", "eve"]).await;
@@ -144,10 +148,6 @@ async fn edits_are_refused_for_others_messages_unknown_ones_and_bad_text(backend
     let elsewhere = eve.post_message(other, "eve's").await;
     let gone = ann.post_message(chat, "gone").await;
     assert_eq!(ann.delete(&path(chat, gone)).await.0, 204);
-    let edit = |user: &TestUser, chat: i64, id: i64, text: &str| {
-        let (user, text) = (user, text.to_owned());
-        async move { user.patch(&path(chat, id), json!({"message": text})).await }
-    };
 
     for ((status, body), want_status, want_code) in [
         (edit(&bob, chat, id, "bob's now").await, 403, "forbidden"),
