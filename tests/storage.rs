@@ -1224,7 +1224,9 @@ async fn a_delete_overwrites_the_text_and_leaves_a_tombstone_in_place<S: Store>(
     post(&s, room.id, &ann, "before").await;
     let secret = post(&s, room.id, &ann, "my secret").await;
     post(&s, room.id, &bob, "after").await;
-    s.react(secret, bob.id, &emoji("😮"), true, 20).await.unwrap();
+    s.react(secret, bob.id, &emoji("😮"), true, 20)
+        .await
+        .unwrap();
 
     let tombstone = s.delete(secret, at(300)).await.unwrap().expect("deleted");
 
@@ -1316,7 +1318,10 @@ async fn different_emoji_on_one_message_are_bounded<S: Store>(s: S) {
     s.react(id, ann.id, &emoji("👍"), true, 2).await.unwrap();
     s.react(id, ann.id, &emoji("👎"), true, 2).await.unwrap();
 
-    let third = s.react(id, bob.id, &emoji("🤷"), true, 2).await.unwrap_err();
+    let third = s
+        .react(id, bob.id, &emoji("🤷"), true, 2)
+        .await
+        .unwrap_err();
     let same_again = s.react(id, bob.id, &emoji("👍"), true, 2).await.unwrap();
 
     assert!(matches!(third, Error::TooManyReactions), "{third:?}");
@@ -1358,7 +1363,11 @@ async fn changes_are_numbered_per_chat_and_listed_after_a_number<S: Store>(s: S)
     assert_eq!(changed(2, 10).await, [(a, Some(3))]);
     assert_eq!(changed(0, 1).await, [(b, Some(2))]);
     assert!(changed(3, 10).await.is_empty());
-    assert_eq!(other.change_seq, Some(ChangeSeq(1)), "each chat counts its own");
+    assert_eq!(
+        other.change_seq,
+        Some(ChangeSeq(1)),
+        "each chat counts its own"
+    );
     let untouched = s.get(c).await.unwrap().unwrap();
     assert_eq!(untouched.change_seq, None);
 }
@@ -1381,7 +1390,10 @@ async fn a_reply_carries_a_quote_of_its_original<S: Store>(s: S) {
     let quoted = s.get(reply).await.unwrap().unwrap().reply_to.unwrap();
 
     assert_eq!(quoted.id, original);
-    assert_eq!((quoted.sender_id, quoted.sender_username.as_str()), (ann.id, "ann"));
+    assert_eq!(
+        (quoted.sender_id, quoted.sender_username.as_str()),
+        (ann.id, "ann")
+    );
     assert_eq!(quoted.text, format!("{}…", "é".repeat(Quote::MAX_CHARS)));
     assert!(!quoted.deleted);
 

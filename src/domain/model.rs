@@ -233,7 +233,13 @@ pub struct Message {
 
 impl Message {
     /// A message as just posted: never changed, without reactions.
-    pub fn posted(new: NewMessage, id: MessageId, seq: Seq, sender: Username, reply_to: Option<Quote>) -> Self {
+    pub fn posted(
+        new: NewMessage,
+        id: MessageId,
+        seq: Seq,
+        sender: Username,
+        reply_to: Option<Quote>,
+    ) -> Self {
         Self {
             id,
             chat_id: new.chat_id,

@@ -8,8 +8,8 @@ use super::access::member_access;
 use super::group_commit::GroupCommit;
 use crate::domain::error::{Error, Result};
 use crate::domain::{
-    AuthUser, ChangeSeq, ChatId, ChatKind, ClientId, Emoji, Event, EventKind, HistoryPage,
-    Message, MessageBody, MessageId, NewMessage, PageRequest, Posted, Quote, Replay, Role, Seq,
+    AuthUser, ChangeSeq, ChatId, ChatKind, ClientId, Emoji, Event, EventKind, HistoryPage, Message,
+    MessageBody, MessageId, NewMessage, PageRequest, Posted, Quote, Replay, Role, Seq,
     ValidationError,
 };
 use crate::ports::{ChatRepo, Clock, EventBus, MessageRepo};
@@ -166,7 +166,9 @@ impl MessageService {
             }
         }
         let edited = self.messages.edit(id, &body, now).await?;
-        self.bus.publish(Event::MessageEdited(edited.clone())).await?;
+        self.bus
+            .publish(Event::MessageEdited(edited.clone()))
+            .await?;
         Ok(edited)
     }
 
@@ -216,13 +218,7 @@ impl MessageService {
         }
         let changed = self
             .messages
-            .react(
-                id,
-                me.id,
-                &emoji,
-                on,
-                self.limits.max_reactions_per_message,
-            )
+            .react(id, me.id, &emoji, on, self.limits.max_reactions_per_message)
             .await?;
         let Some(message) = changed else {
             return Ok(original);
@@ -666,7 +662,8 @@ mod tests {
         use crate::ports::Clock;
         let mut m = stored(77, 5, None);
         m.sender_id = UserId(sender);
-        m.created_at = crate::services::testing::clock().now() - chrono::Duration::seconds(secs_ago);
+        m.created_at =
+            crate::services::testing::clock().now() - chrono::Duration::seconds(secs_ago);
         m
     }
 
@@ -788,7 +785,9 @@ mod tests {
             s.edit_message(&me(), chat, id, "x").await.map(|_| ()),
             s.delete_message(&me(), chat, id).await,
             s.react(&me(), chat, id, "👍", true).await.map(|_| ()),
-            s.post_reply(&me(), chat, "re", None, Some(id)).await.map(|_| ()),
+            s.post_reply(&me(), chat, "re", None, Some(id))
+                .await
+                .map(|_| ()),
         ];
 
         for result in results {
@@ -853,7 +852,10 @@ mod tests {
         let mut m = Mocks::default();
         a_member(&mut m);
         found(&mut m, sent_by(1, 10));
-        m.messages.expect_delete().times(1).returning(|_, _| Ok(None));
+        m.messages
+            .expect_delete()
+            .times(1)
+            .returning(|_, _| Ok(None));
         m.bus.expect_publish().times(0);
 
         m.messages()
@@ -871,7 +873,8 @@ mod tests {
         m.messages
             .expect_react()
             .withf(|id, user, emoji, on, max| {
-                (*id, *user, emoji.as_str(), *on, *max) == (MessageId(77), UserId(1), "👍", true, 20)
+                (*id, *user, emoji.as_str(), *on, *max)
+                    == (MessageId(77), UserId(1), "👍", true, 20)
             })
             .times(2)
             .returning(move |_, _, _, _, _| {
@@ -886,8 +889,12 @@ mod tests {
             .returning(|_| Ok(()));
         let s = m.messages();
 
-        s.react(&me(), ChatId(9), MessageId(77), "👍", true).await.unwrap();
-        s.react(&me(), ChatId(9), MessageId(77), "👍", true).await.unwrap();
+        s.react(&me(), ChatId(9), MessageId(77), "👍", true)
+            .await
+            .unwrap();
+        s.react(&me(), ChatId(9), MessageId(77), "👍", true)
+            .await
+            .unwrap();
     }
 
     #[tokio::test]
@@ -903,7 +910,10 @@ mod tests {
             .await
             .unwrap_err();
 
-        assert!(matches!(&err, Error::Invalid(v) if v.field == "emoji"), "{err:?}");
+        assert!(
+            matches!(&err, Error::Invalid(v) if v.field == "emoji"),
+            "{err:?}"
+        );
     }
 
     #[tokio::test]

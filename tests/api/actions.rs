@@ -93,16 +93,24 @@ async fn an_edit_reaches_every_socket_after_its_message_and_history_shows_it(bac
         .expect("message_edited", |v| is_action(v, "message_edited", id))
         .await;
     assert_eq!(
-        (event["chat_id"].as_i64(), &event["message"], &event["change_seq"]),
+        (
+            event["chat_id"].as_i64(),
+            &event["message"],
+            &event["change_seq"]
+        ),
         (Some(chat), &json!("hello"), &json!(1))
     );
     assert_eq!(event["seq"], 1);
     assert!(event["edited_at"].is_string());
-    v2.expect("message_edited on ?v=2", |v| is_action(v, "message_edited", id))
-        .await;
+    v2.expect("message_edited on ?v=2", |v| {
+        is_action(v, "message_edited", id)
+    })
+    .await;
     let old_heard = heard_until_marker(&mut old, &ann, chat, "marker").await;
     assert!(
-        old_heard.iter().all(|v| v.get("action").is_none() || v["action"] == "user_status"),
+        old_heard
+            .iter()
+            .all(|v| v.get("action").is_none() || v["action"] == "user_status"),
         "the original protocol hears no edits: {old_heard:?}"
     );
     let listed = by_id(&history(&bob, chat).await, id);
@@ -151,8 +159,16 @@ async fn edits_are_refused_for_others_messages_unknown_ones_and_bad_text(backend
 
     for ((status, body), want_status, want_code) in [
         (edit(&bob, chat, id, "bob's now").await, 403, "forbidden"),
-        (edit(&ann, chat, 987_654, "x").await, 404, "message_not_found"),
-        (edit(&ann, chat, elsewhere, "x").await, 404, "message_not_found"),
+        (
+            edit(&ann, chat, 987_654, "x").await,
+            404,
+            "message_not_found",
+        ),
+        (
+            edit(&ann, chat, elsewhere, "x").await,
+            404,
+            "message_not_found",
+        ),
         (edit(&eve, chat, id, "x").await, 403, "not_a_member"),
         (edit(&ann, chat, id, "   ").await, 422, "invalid_field"),
         (edit(&ann, chat, gone, "back").await, 409, "message_deleted"),
@@ -169,10 +185,22 @@ async fn edits_are_refused_for_others_messages_unknown_ones_and_bad_text(backend
     // The same refusals on a socket, as error events; the socket stays open.
     let mut b = bob.ws_all().await;
     for (frame, code) in [
-        (json!({"action": "edit", "chat_id": chat, "id": id, "message": "x"}), "forbidden"),
-        (json!({"action": "edit", "chat_id": chat, "id": 987_654, "message": "x"}), "message_not_found"),
-        (json!({"action": "edit", "chat_id": other, "id": id, "message": "x"}), "message_not_found"),
-        (json!({"action": "edit", "chat_id": chat, "id": id}), "invalid_field"),
+        (
+            json!({"action": "edit", "chat_id": chat, "id": id, "message": "x"}),
+            "forbidden",
+        ),
+        (
+            json!({"action": "edit", "chat_id": chat, "id": 987_654, "message": "x"}),
+            "message_not_found",
+        ),
+        (
+            json!({"action": "edit", "chat_id": other, "id": id, "message": "x"}),
+            "message_not_found",
+        ),
+        (
+            json!({"action": "edit", "chat_id": chat, "id": id}),
+            "invalid_field",
+        ),
     ] {
         b.send_json(frame.clone()).await;
         let error = b.expect("error", |v| v["action"] == "error").await;
@@ -204,31 +232,37 @@ impl parley::ports::Clock for MovableClock {
 
 async fn an_edit_past_the_window_is_refused(backend: Backend) {
     let clock = Arc::new(MovableClock(AtomicI64::new(0)));
-    let app = TestApp::spawn_with(
-        backend,
-        |config| config.edit_window_seconds = 60,
-        {
-            let clock = clock.clone();
-            |builder| builder.clock(clock)
-        },
-    )
+    let app = TestApp::spawn_with(backend, |config| config.edit_window_seconds = 60, {
+        let clock = clock.clone();
+        |builder| builder.clock(clock)
+    })
     .await;
     let [ann, bob] = app.users(["ann", "bob"]).await;
     let chat = ann.direct_with(&bob).await;
     let id = ann.post_message(chat, "fresh").await;
-    let (status, _) = ann.patch(&path(chat, id), json!({"message": "still fresh"})).await;
+    let (status, _) = ann
+        .patch(&path(chat, id), json!({"message": "still fresh"}))
+        .await;
     assert_eq!(status, 200, "within the window");
 
     clock.0.store(61, Ordering::SeqCst);
-    let (status, body) = ann.patch(&path(chat, id), json!({"message": "too late"})).await;
+    let (status, body) = ann
+        .patch(&path(chat, id), json!({"message": "too late"}))
+        .await;
     let mut a = ann.ws_all().await;
     a.send_json(json!({"action": "edit", "chat_id": chat, "id": id, "message": "too late"}))
         .await;
     let error = a.expect("error", |v| v["action"] == "error").await;
 
-    assert_eq!((status, body["code"].as_str()), (403, Some("edit_window_passed")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("edit_window_passed"))
+    );
     assert_eq!(error["code"], "edit_window_passed");
-    assert_eq!(by_id(&history(&ann, chat).await, id)["message"], "still fresh");
+    assert_eq!(
+        by_id(&history(&ann, chat).await, id)["message"],
+        "still fresh"
+    );
     app.stop().await;
 }
 
@@ -253,7 +287,9 @@ async fn a_delete_leaves_a_tombstone_and_the_replies_keep_their_anchor(backend: 
 
     assert_eq!(status, 204);
     let event = b
-        .expect("message_deleted", |v| is_action(v, "message_deleted", secret))
+        .expect("message_deleted", |v| {
+            is_action(v, "message_deleted", secret)
+        })
         .await;
     assert_eq!(event["chat_id"], chat);
     assert_eq!(event["seq"], 2);
@@ -263,13 +299,22 @@ async fn a_delete_leaves_a_tombstone_and_the_replies_keep_their_anchor(backend: 
     let tombstone = by_id(&listed, secret);
     assert_eq!(tombstone["deleted"], true);
     assert_eq!(tombstone["message"], "");
-    assert_eq!(tombstone["reactions"], json!([]), "its reactions went with it");
+    assert_eq!(
+        tombstone["reactions"],
+        json!([]),
+        "its reactions went with it"
+    );
     assert_eq!(by_id(&listed, first)["deleted"], false);
     let quote = &by_id(&listed, reply["id"].as_i64().unwrap())["reply_to"];
     assert_eq!(quote["id"], secret);
-    assert_eq!((&quote["deleted"], &quote["message"]), (&json!(true), &json!("")));
+    assert_eq!(
+        (&quote["deleted"], &quote["message"]),
+        (&json!(true), &json!(""))
+    );
     assert!(
-        !serde_json::to_string(&listed).unwrap().contains("the secret"),
+        !serde_json::to_string(&listed)
+            .unwrap()
+            .contains("the secret"),
         "{listed:?}"
     );
     // A second delete changes nothing and tells no one.
@@ -282,7 +327,9 @@ async fn a_delete_leaves_a_tombstone_and_the_replies_keep_their_anchor(backend: 
     // The original protocol hears nothing of it; its history shows the empty text.
     let old_heard = heard_until_marker(&mut old, &ann, chat, "after again").await;
     assert!(
-        old_heard.iter().all(|v| v.get("action").is_none() || v["action"] == "user_status"),
+        old_heard
+            .iter()
+            .all(|v| v.get("action").is_none() || v["action"] == "user_status"),
         "{old_heard:?}"
     );
     app.stop().await;
@@ -309,7 +356,12 @@ async fn deletes_are_refused_unless_own_or_the_groups_owner(backend: Backend) {
         (&bob, room, eves, 404, Some("message_not_found")),
     ] {
         let (got, body) = user.delete(&path(chat, id)).await;
-        assert_eq!((got, body["code"].as_str()), (status, code), "{} on {id}: {body}", user.username);
+        assert_eq!(
+            (got, body["code"].as_str()),
+            (status, code),
+            "{} on {id}: {body}",
+            user.username
+        );
     }
     let mut b = bob.ws_all().await;
     b.send_json(json!({"action": "delete", "chat_id": room, "id": cids}))
@@ -369,9 +421,15 @@ async fn a_reply_quotes_its_original_over_http_and_sockets(backend: Backend) {
     assert_eq!(by_http["reply_to"]["id"], reply["id"]);
     assert_eq!(by_http["reply_to"]["message"], "agreed");
     let on_old = old.expect("the reply", |v| is_message(v, "thanks")).await;
-    assert_eq!(on_old["reply_to"]["username"], "bob", "a new field, fine for old clients");
+    assert_eq!(
+        on_old["reply_to"]["username"], "bob",
+        "a new field, fine for old clients"
+    );
     let listed = history(&ann, chat).await;
-    assert_eq!(by_id(&listed, reply["id"].as_i64().unwrap())["reply_to"], *quote);
+    assert_eq!(
+        by_id(&listed, reply["id"].as_i64().unwrap())["reply_to"],
+        *quote
+    );
     app.stop().await;
 }
 
@@ -394,11 +452,16 @@ async fn a_reply_to_a_message_of_another_chat_is_not_found(backend: Backend) {
     };
     for reply_to in [elsewhere, 987_654] {
         let (status, body) = post(reply_to).await;
-        assert_eq!((status, body["code"].as_str()), (404, Some("message_not_found")));
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (404, Some("message_not_found"))
+        );
     }
     let mut a = ann.ws_all().await;
-    a.send_json(json!({"chat_id": chat, "message": "re", "reply_to": elsewhere, "client_id": "r1"}))
-        .await;
+    a.send_json(
+        json!({"chat_id": chat, "message": "re", "reply_to": elsewhere, "client_id": "r1"}),
+    )
+    .await;
     let error = a.expect("error", |v| v["action"] == "error").await;
     assert_eq!(error["code"], "message_not_found");
     assert_eq!(error["client_id"], "r1");
@@ -421,10 +484,18 @@ async fn reactions_are_counted_once_per_member_and_told_to_the_chat(backend: Bac
     assert_eq!(status, 200, "{once}");
     let expected = json!([{"emoji": "👍", "count": 1, "user_ids": [bob.id]}]);
     assert_eq!(once["reactions"], expected);
-    assert_eq!(twice["reactions"], expected, "the same reaction twice counts once");
+    assert_eq!(
+        twice["reactions"], expected,
+        "the same reaction twice counts once"
+    );
     let event = a.expect("reaction", |v| is_action(v, "reaction", id)).await;
     assert_eq!(
-        (&event["emoji"], &event["user_id"], &event["username"], &event["on"]),
+        (
+            &event["emoji"],
+            &event["user_id"],
+            &event["username"],
+            &event["on"]
+        ),
         (&json!("👍"), &json!(bob.id), &json!("bob"), &json!(true))
     );
     assert_eq!(event["chat_id"], chat);
@@ -432,7 +503,9 @@ async fn reactions_are_counted_once_per_member_and_told_to_the_chat(backend: Bac
 
     a.send_json(json!({"action": "react", "chat_id": chat, "id": id, "emoji": "👍", "on": true}))
         .await;
-    let event = a.expect("ann's reaction", |v| is_action(v, "reaction", id)).await;
+    let event = a
+        .expect("ann's reaction", |v| is_action(v, "reaction", id))
+        .await;
     assert_eq!(
         event["reactions"],
         json!([{"emoji": "👍", "count": 2, "user_ids": [bob.id, ann.id]}])
@@ -443,17 +516,27 @@ async fn reactions_are_counted_once_per_member_and_told_to_the_chat(backend: Bac
         taken["reactions"],
         json!([{"emoji": "👍", "count": 1, "user_ids": [ann.id]}])
     );
-    let event = a.expect("taken back", |v| is_action(v, "reaction", id)).await;
-    assert_eq!((&event["on"], &event["user_id"]), (&json!(false), &json!(bob.id)));
+    let event = a
+        .expect("taken back", |v| is_action(v, "reaction", id))
+        .await;
+    assert_eq!(
+        (&event["on"], &event["user_id"]),
+        (&json!(false), &json!(bob.id))
+    );
     // Nothing about the repeated reaction reached anyone.
     let heard = heard_until_marker(&mut a, &bob, chat, "marker").await;
     assert!(heard.iter().all(|v| v["action"] != "reaction"), "{heard:?}");
     let old_heard = heard_until_marker(&mut old, &bob, chat, "marker 2").await;
     assert!(
-        old_heard.iter().all(|v| v.get("action").is_none() || v["action"] == "user_status"),
+        old_heard
+            .iter()
+            .all(|v| v.get("action").is_none() || v["action"] == "user_status"),
         "{old_heard:?}"
     );
-    assert_eq!(by_id(&history(&bob, chat).await, id)["reactions"], taken["reactions"]);
+    assert_eq!(
+        by_id(&history(&bob, chat).await, id)["reactions"],
+        taken["reactions"]
+    );
     app.stop().await;
 }
 
@@ -472,11 +555,22 @@ async fn reactions_are_refused_for_outsiders_bad_emoji_and_past_the_bound(backen
         (&bob, chat, 987_654, "👍", 404, "message_not_found"),
         (&bob, chat, elsewhere, "👍", 404, "message_not_found"),
         (&bob, chat, id, "a%20b", 422, "invalid_field"),
-        (&bob, chat, id, "x".repeat(33).as_str(), 422, "invalid_field"),
+        (
+            &bob,
+            chat,
+            id,
+            "x".repeat(33).as_str(),
+            422,
+            "invalid_field",
+        ),
         (&bob, chat, gone, "👍", 409, "message_deleted"),
     ] {
         let (got, body) = user.put(&reaction(chat, id, emoji)).await;
-        assert_eq!((got, body["code"].as_str()), (status, Some(code)), "{emoji}: {body}");
+        assert_eq!(
+            (got, body["code"].as_str()),
+            (status, Some(code)),
+            "{emoji}: {body}"
+        );
     }
     let mut e = eve.ws_all().await;
     e.send_json(json!({"action": "react", "chat_id": chat, "id": id, "emoji": "👍"}))
@@ -490,12 +584,17 @@ async fn reactions_are_refused_for_outsiders_bad_emoji_and_past_the_bound(backen
     assert_eq!(error["code"], "invalid_field");
 
     // Twenty different emoji, then no more; a given one may still be given again.
-    let emoji: Vec<String> = (0..21).map(|i| char::from_u32(0x1F600 + i).unwrap().to_string()).collect();
+    let emoji: Vec<String> = (0..21)
+        .map(|i| char::from_u32(0x1F600 + i).unwrap().to_string())
+        .collect();
     for e in &emoji[..20] {
         assert_eq!(bob.put(&reaction(chat, id, e)).await.0, 200, "{e}");
     }
     let (status, body) = bob.put(&reaction(chat, id, &emoji[20])).await;
-    assert_eq!((status, body["code"].as_str()), (409, Some("too_many_reactions")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("too_many_reactions"))
+    );
     b.send_json(json!({"action": "react", "chat_id": chat, "id": id, "emoji": emoji[20]}))
         .await;
     let error = b.expect("error", |v| v["action"] == "error").await;
@@ -532,7 +631,13 @@ async fn changed_after_answers_what_changed_since_a_change(backend: Backend) {
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| (m["id"].as_i64().unwrap(), m["change_seq"].as_i64().unwrap(), m["deleted"] == true))
+        .map(|m| {
+            (
+                m["id"].as_i64().unwrap(),
+                m["change_seq"].as_i64().unwrap(),
+                m["deleted"] == true,
+            )
+        })
         .collect();
     assert_eq!(summary, [(b, 2, false), (a, 3, true)]);
     assert_eq!(since_two.as_array().unwrap().len(), 1);
@@ -544,7 +649,11 @@ async fn changed_after_answers_what_changed_since_a_change(backend: Backend) {
         ("0&limit=0", 422, "invalid_field"),
     ] {
         let (got, body) = changed(query).await;
-        assert_eq!((got, body["code"].as_str()), (status, Some(code)), "{query}: {body}");
+        assert_eq!(
+            (got, body["code"].as_str()),
+            (status, Some(code)),
+            "{query}: {body}"
+        );
     }
     let (status, body) = eve
         .get(&format!("/chats/{chat}/messages?changed_after=0"))

@@ -96,12 +96,16 @@ async fn reply_react_edit_and_delete_between_two_browsers() {
     .await;
     bob.wait_reaction("Noon works", "👍", 1).await;
     let on_bob = bob.message("Noon works").await;
-    bob.click(&format!(r#"{on_bob} [data-testid="reaction-chip"][data-emoji="👍"]"#))
-        .await;
+    bob.click(&format!(
+        r#"{on_bob} [data-testid="reaction-chip"][data-emoji="👍"]"#
+    ))
+    .await;
     ann.wait_reaction("Noon works", "👍", 2).await;
     // Clicking one's own reaction takes it back.
-    bob.click(&format!(r#"{on_bob} [data-testid="reaction-chip"][data-emoji="👍"]"#))
-        .await;
+    bob.click(&format!(
+        r#"{on_bob} [data-testid="reaction-chip"][data-emoji="👍"]"#
+    ))
+    .await;
     ann.wait_reaction("Noon works", "👍", 1).await;
 
     // Up in the empty composer edits Ann's last message; Esc would cancel, Enter saves.
@@ -109,13 +113,19 @@ async fn reply_react_edit_and_delete_between_two_browsers() {
         .await;
     ann.wait_text(".composer-mode .mode-label", "Editing your message")
         .await;
-    ann.keys(&tid("composer-input"), &String::from(char::from(Key::Escape)))
-        .await;
+    ann.keys(
+        &tid("composer-input"),
+        &String::from(char::from(Key::Escape)),
+    )
+    .await;
     ann.wait_hidden(&tid("composer-mode")).await;
     ann.keys(&tid("composer-input"), &String::from(char::from(Key::Up)))
         .await;
-    ann.fill(&tid("composer-input"), &format!("See you at one{}", enter()))
-        .await;
+    ann.fill(
+        &tid("composer-input"),
+        &format!("See you at one{}", enter()),
+    )
+    .await;
     let edited = bob.message("See you at one").await;
     bob.wait_visible(&format!("{edited} {}", tid("message-edited")))
         .await;

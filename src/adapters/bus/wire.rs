@@ -386,7 +386,13 @@ mod tests {
             client_id: client_id.map(|c| ClientId::parse(c).unwrap()),
             reply_to: None,
         };
-        Message::posted(new, MessageId(id), Seq(seq), Username::parse("ann").unwrap(), None)
+        Message::posted(
+            new,
+            MessageId(id),
+            Seq(seq),
+            Username::parse("ann").unwrap(),
+            None,
+        )
     }
 
     #[test]

@@ -634,7 +634,10 @@ mod tests {
         );
         assert_eq!(
             ClientFrame::parse(r#"{"action": "delete", "id": 7}"#),
-            Ok(ClientFrame::Delete { chat_id: None, id: 7 })
+            Ok(ClientFrame::Delete {
+                chat_id: None,
+                id: 7
+            })
         );
         assert_eq!(
             ClientFrame::parse(r#"{"action": "react", "id": 7, "emoji": "👍", "on": false}"#),
@@ -686,8 +689,14 @@ mod tests {
             (r#"{"action": "edit", "message": "x"}"#, "invalid_field"),
             (r#"{"action": "delete"}"#, "invalid_field"),
             (r#"{"action": "react", "id": 3}"#, "invalid_field"),
-            (r#"{"action": "react", "id": 3, "emoji": 5}"#, "malformed_frame"),
-            (r#"{"action": "delete", "id": 3, "message": "x"}"#, "unknown_action"),
+            (
+                r#"{"action": "react", "id": 3, "emoji": 5}"#,
+                "malformed_frame",
+            ),
+            (
+                r#"{"action": "delete", "id": 3, "message": "x"}"#,
+                "unknown_action",
+            ),
             (
                 r#"{"action": "read", "message_id": "x"}"#,
                 "malformed_frame",

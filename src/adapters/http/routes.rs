@@ -447,15 +447,16 @@ pub async fn delete_message(req: &mut Request, depot: &mut Depot) -> Result<Stat
 }
 
 /// Give (`PUT`) or take back (`DELETE`) the caller's reaction; answers the message.
-async fn react(req: &mut Request, depot: &mut Depot, on: bool) -> Result<Json<MessageOut>, ApiError> {
+async fn react(
+    req: &mut Request,
+    depot: &mut Depot,
+    on: bool,
+) -> Result<Json<MessageOut>, ApiError> {
     let (state, me) = caller(depot, req).await?;
     let chat_id = ChatId(path_id(req, "chat_id")?);
     let id = MessageId(path_id(req, "id")?);
     let emoji = req.param::<String>("emoji").unwrap_or_default();
-    let message = state
-        .messages
-        .react(&me, chat_id, id, &emoji, on)
-        .await?;
+    let message = state.messages.react(&me, chat_id, id, &emoji, on).await?;
     Ok(Json(MessageOut::from(&message)))
 }
 

@@ -10,9 +10,9 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::error::{Error, Result};
 use crate::domain::{
-    ChangeSeq, Chat, ChatId, ChatKind, ChatSummary, ClientId, Emoji, HistoryPage, Inserted,
-    Member, Message, MessageBody, MessageId, NewGroup, NewMessage, NewUser, Peer, Quote, Role,
-    RoomSummary, Seq, SessionId, User, UserId, Visibility, group_reactions,
+    ChangeSeq, Chat, ChatId, ChatKind, ChatSummary, ClientId, Emoji, HistoryPage, Inserted, Member,
+    Message, MessageBody, MessageId, NewGroup, NewMessage, NewUser, Peer, Quote, Role, RoomSummary,
+    Seq, SessionId, User, UserId, Visibility, group_reactions,
 };
 use crate::ports::{ChatAccess, ChatRepo, MessageRepo, SessionRepo, UserRepo};
 
@@ -594,7 +594,10 @@ impl MessageRepo for MemoryStore {
         if m.deleted {
             return Err(Error::MessageDeleted);
         }
-        let given = m.reactions.iter().position(|(e, u)| e == emoji && *u == user);
+        let given = m
+            .reactions
+            .iter()
+            .position(|(e, u)| e == emoji && *u == user);
         match (on, given) {
             (true, Some(_)) | (false, None) => return Ok(None),
             (true, None) => {

@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::error::Error;
 use crate::domain::{
-    ChangeSeq, Chat, ChatAccess, ChatId, ChatKind, ChatName, ChatSummary, ClientId, Member, Message,
-    MessageBody, MessageId, Peer, Role, RoomSummary, Seq, UserId, Username, Visibility,
+    ChangeSeq, Chat, ChatAccess, ChatId, ChatKind, ChatName, ChatSummary, ClientId, Member,
+    Message, MessageBody, MessageId, Peer, Role, RoomSummary, Seq, UserId, Username, Visibility,
 };
 
 #[derive(sqlx::FromRow)]
