@@ -8,7 +8,7 @@
 //! - `screenshots.rs`: `PARLEY_SCREENSHOTS=1` refreshes `docs/screenshots/`;
 //! - one file of scenarios per screen: `login.rs` (login and registration), `chat.rs` (a direct
 //!   chat, reconnecting), `groups.rs` (groups, rooms, members and the chat list beside them),
-//!   `phone.rs` (the phone layout).
+//!   `phone.rs` (the phone layout), `actions.rs` (replying, reacting, editing and deleting).
 //!
 //! The server, and the people a scenario needs besides the ones at a browser, come from
 //! `tests/support/app.rs`, as in the API tests.
