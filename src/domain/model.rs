@@ -343,6 +343,9 @@ pub struct NewMessage {
 
 /// What storing a message did.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// One is answered per message stored and consumed at once: boxing the resend would cost an
+// allocation for nothing and change the type storage adapters return.
+#[allow(clippy::large_enum_variant)]
 pub enum Inserted {
     /// The message is stored under this id, at this position of its chat.
     New { id: MessageId, seq: Seq },

@@ -337,7 +337,12 @@ impl ChatRepo for MemoryStore {
                 .clone()
                 .filter(|(id, m)| m.sender_id != user && Some(**id) > mine.last_read)
                 .count();
-            let last_message = in_chat.next_back().map(|(id, m)| s.message(*id, m));
+            // As the SQL stores list it: without what it answers or its reactions.
+            let last_message = in_chat.next_back().map(|(id, m)| Message {
+                reply_to: None,
+                reactions: Vec::new(),
+                ..s.message(*id, m)
+            });
             out.push(ChatSummary {
                 chat,
                 peer,
