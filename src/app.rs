@@ -395,6 +395,8 @@ impl AppBuilder {
         let clock = clock.unwrap_or_else(|| Arc::new(SystemClock));
         let limits = limits.unwrap_or(Limits {
             max_message_chars: config.max_message_chars,
+            edit_window: (config.edit_window_seconds > 0)
+                .then(|| std::time::Duration::from_secs(config.edit_window_seconds)),
             ..Limits::default()
         });
         let presence = presence.unwrap_or_else(|| Arc::new(LocalPresence::new()));

@@ -42,6 +42,8 @@ pub struct Config {
     pub session_idle_seconds: Option<i64>,
     /// Longest message body in characters.
     pub max_message_chars: usize,
+    /// How long after posting a message its sender may edit it, in seconds; 0 for always.
+    pub edit_window_seconds: u64,
     /// Frames one user may send per second over all their sockets, messages posted over HTTP
     /// included; bursts of three times as many pass. 0 for no limit.
     pub ws_frames_per_second: u32,
@@ -114,6 +116,7 @@ impl Default for Config {
             session_idle_days: 30,
             session_idle_seconds: None,
             max_message_chars: 4000,
+            edit_window_seconds: 0,
             ws_frames_per_second: 20,
             login_free_failures: 5,
             login_failures_per_address_per_hour: 60,
@@ -170,6 +173,7 @@ impl fmt::Debug for Config {
             .field("session_idle_seconds", &self.session_idle_seconds)
             .field("sqlite_synchronous", &self.sqlite_synchronous)
             .field("max_message_chars", &self.max_message_chars)
+            .field("edit_window_seconds", &self.edit_window_seconds)
             .field("public_url", &self.public_url)
             .field("allowed_origins", &self.allowed_origins)
             .field("client_address_header", &self.client_address_header)

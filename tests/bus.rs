@@ -33,6 +33,11 @@ fn message(n: i64, text: &str) -> Event {
         body: MessageBody::from_trusted(text.to_owned()),
         created_at: Utc::now(),
         client_id: None,
+        edited_at: None,
+        deleted: false,
+        reply_to: None,
+        reactions: Vec::new(),
+        change_seq: None,
     })
 }
 

@@ -10,9 +10,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use parley::domain::{
-    Chat, ChatId, ChatKind, ChatName, Client, ClientId, Email, Error, HistoryPage, Inserted,
-    Member, Message, MessageBody, MessageId, NewGroup, NewMessage, NewSession, NewUser, Peer,
-    RefreshState, Role, Seq, Session, SessionId, User, UserId, Username, Visibility,
+    ChangeSeq, Chat, ChatId, ChatKind, ChatName, Client, ClientId, Email, Emoji, Error,
+    HistoryPage, Inserted, Member, Message, MessageBody, MessageId, NewGroup, NewMessage,
+    NewSession, NewUser, Peer, Quote, RefreshState, Role, Seq, Session, SessionId, User, UserId,
+    Username, Visibility,
 };
 use parley::ports::{ChatAccess, ChatRepo, MessageRepo, SessionRepo, StorageProbe, UserRepo};
 
@@ -123,6 +124,16 @@ contract!(
     before_and_after_together_bound_the_page_on_both_sides,
     other_chats_messages_never_appear,
     exists_in_is_true_only_for_the_messages_chat,
+    // what is done with a message
+    an_edit_keeps_the_id_and_seq_and_history_shows_the_new_text,
+    editing_a_missing_message_fails_with_message_not_found,
+    a_delete_overwrites_the_text_and_leaves_a_tombstone_in_place,
+    a_deleted_message_can_be_neither_edited_nor_reacted_to,
+    reactions_are_idempotent_and_counted_per_emoji,
+    different_emoji_on_one_message_are_bounded,
+    changes_are_numbered_per_chat_and_listed_after_a_number,
+    a_reply_carries_a_quote_of_its_original,
+    find_reads_a_message_of_any_chat,
     insert_into_a_missing_chat_fails_with_chat_not_found,
     insert_by_an_unknown_sender_fails_with_user_not_found,
     // the stream of a chat: seqs and client ids
@@ -211,6 +222,7 @@ fn new_message(chat: ChatId, sender: &User, body: &str, secs: i64) -> NewMessage
         body: MessageBody::from_trusted(body.to_owned()),
         created_at: at(secs),
         client_id: None,
+        reply_to: None,
     }
 }
 
@@ -1285,6 +1297,257 @@ async fn exists_in_is_true_only_for_the_messages_chat<S: Store>(s: S) {
     assert!(!s.exists_in(two.id, id).await.unwrap());
     assert!(!s.exists_in(NO_CHAT, id).await.unwrap());
     assert!(!s.exists_in(one.id, MessageId(id.0 + 1000)).await.unwrap());
+}
+
+fn emoji(e: &str) -> Emoji {
+    Emoji::parse(e).unwrap()
+}
+
+/// The reactions of a message as `(emoji, who)`.
+fn reactions(m: &Message) -> Vec<(&str, Vec<UserId>)> {
+    m.reactions
+        .iter()
+        .map(|r| (r.emoji.as_str(), r.user_ids.clone()))
+        .collect()
+}
+
+async fn an_edit_keeps_the_id_and_seq_and_history_shows_the_new_text<S: Store>(s: S) {
+    let ann = user(&s, "ann").await;
+    let room = group(&s, "Room", Visibility::Private, &ann, &[]).await;
+    let first = post(&s, room.id, &ann, "helo").await;
+    post(&s, room.id, &ann, "second").await;
+
+    let edited = s
+        .edit(first, &MessageBody::parse("hello", 100).unwrap(), at(200))
+        .await
+        .unwrap();
+
+    assert_eq!((edited.id, edited.seq), (first, Seq(1)));
+    assert_eq!(edited.body.as_str(), "hello");
+    assert_eq!(edited.edited_at, Some(at(200)));
+    assert_eq!(edited.change_seq, Some(ChangeSeq(1)));
+    assert!(!edited.deleted);
+    let listed = s.list(room.id, HistoryPage::latest(10)).await.unwrap();
+    assert_eq!(listed[0], edited);
+    assert_eq!(seqs(&listed), [1, 2]);
+    assert_eq!(listed[1].edited_at, None);
+    assert_eq!(s.get(first).await.unwrap(), Some(edited));
+}
+
+async fn editing_a_missing_message_fails_with_message_not_found<S: Store>(s: S) {
+    let body = MessageBody::parse("x", 10).unwrap();
+    let err = s.edit(MessageId(4242), &body, at(1)).await.unwrap_err();
+    assert!(matches!(err, Error::MessageNotFound), "{err:?}");
+    let err = s.delete(MessageId(4242), at(1)).await.unwrap_err();
+    assert!(matches!(err, Error::MessageNotFound), "{err:?}");
+    let err = s
+        .react(MessageId(4242), UserId(1), &emoji("👍"), true, 20)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::MessageNotFound), "{err:?}");
+    assert_eq!(s.get(MessageId(4242)).await.unwrap(), None);
+}
+
+async fn a_delete_overwrites_the_text_and_leaves_a_tombstone_in_place<S: Store>(s: S) {
+    let ann = user(&s, "ann").await;
+    let bob = user(&s, "bob").await;
+    let room = group(&s, "Room", Visibility::Private, &ann, &[&bob]).await;
+    post(&s, room.id, &ann, "before").await;
+    let secret = post(&s, room.id, &ann, "my secret").await;
+    post(&s, room.id, &bob, "after").await;
+    s.react(secret, bob.id, &emoji("😮"), true, 20)
+        .await
+        .unwrap();
+
+    let tombstone = s.delete(secret, at(300)).await.unwrap().expect("deleted");
+
+    assert!(tombstone.deleted);
+    assert_eq!(tombstone.body.as_str(), "");
+    assert!(tombstone.reactions.is_empty(), "{tombstone:?}");
+    assert_eq!((tombstone.id, tombstone.seq), (secret, Seq(2)));
+    let listed = s.list(room.id, HistoryPage::latest(10)).await.unwrap();
+    assert_eq!(seqs(&listed), [1, 2, 3], "no gap where it was");
+    assert_eq!(listed[1], tombstone);
+    assert!(
+        listed.iter().all(|m| !m.body.as_str().contains("secret")),
+        "{listed:?}"
+    );
+    let again = s.delete(secret, at(301)).await.unwrap();
+    assert_eq!(again, None, "a second delete changes nothing");
+    assert_eq!(
+        s.get(secret).await.unwrap().unwrap().change_seq,
+        tombstone.change_seq
+    );
+}
+
+async fn a_deleted_message_can_be_neither_edited_nor_reacted_to<S: Store>(s: S) {
+    let ann = user(&s, "ann").await;
+    let room = group(&s, "Room", Visibility::Private, &ann, &[]).await;
+    let gone = post(&s, room.id, &ann, "gone").await;
+    s.delete(gone, at(300)).await.unwrap();
+
+    let edit = s
+        .edit(gone, &MessageBody::parse("back", 10).unwrap(), at(301))
+        .await
+        .unwrap_err();
+    let react = s
+        .react(gone, ann.id, &emoji("👍"), true, 20)
+        .await
+        .unwrap_err();
+
+    assert!(matches!(edit, Error::MessageDeleted), "{edit:?}");
+    assert!(matches!(react, Error::MessageDeleted), "{react:?}");
+    let now = s.get(gone).await.unwrap().unwrap();
+    assert_eq!(now.body.as_str(), "");
+    assert_eq!(now.change_seq, Some(ChangeSeq(1)), "refusals use no number");
+}
+
+async fn reactions_are_idempotent_and_counted_per_emoji<S: Store>(s: S) {
+    let ann = user(&s, "ann").await;
+    let bob = user(&s, "bob").await;
+    let room = group(&s, "Room", Visibility::Private, &ann, &[&bob]).await;
+    let id = post(&s, room.id, &ann, "party?").await;
+
+    let first = s.react(id, ann.id, &emoji("👍"), true, 20).await.unwrap();
+    s.react(id, bob.id, &emoji("👍"), true, 20).await.unwrap();
+    let twice = s.react(id, ann.id, &emoji("👍"), true, 20).await.unwrap();
+    let both = s
+        .react(id, ann.id, &emoji("🎉"), true, 20)
+        .await
+        .unwrap()
+        .unwrap();
+
+    assert_eq!(reactions(&first.unwrap()), [("👍", vec![ann.id])]);
+    assert_eq!(twice, None, "the same reaction twice changes nothing");
+    assert_eq!(
+        reactions(&both),
+        [("👍", vec![ann.id, bob.id]), ("🎉", vec![ann.id])]
+    );
+    let listed = s.list(room.id, HistoryPage::latest(10)).await.unwrap();
+    assert_eq!(listed[0], both);
+
+    let taken = s
+        .react(id, bob.id, &emoji("👍"), false, 20)
+        .await
+        .unwrap()
+        .unwrap();
+    let not_there = s.react(id, bob.id, &emoji("👍"), false, 20).await.unwrap();
+
+    assert_eq!(
+        reactions(&taken),
+        [("👍", vec![ann.id]), ("🎉", vec![ann.id])]
+    );
+    assert_eq!(not_there, None);
+    assert_eq!(s.get(id).await.unwrap().unwrap(), taken);
+}
+
+async fn different_emoji_on_one_message_are_bounded<S: Store>(s: S) {
+    let ann = user(&s, "ann").await;
+    let bob = user(&s, "bob").await;
+    let room = group(&s, "Room", Visibility::Private, &ann, &[&bob]).await;
+    let id = post(&s, room.id, &ann, "vote").await;
+    s.react(id, ann.id, &emoji("👍"), true, 2).await.unwrap();
+    s.react(id, ann.id, &emoji("👎"), true, 2).await.unwrap();
+
+    let third = s
+        .react(id, bob.id, &emoji("🤷"), true, 2)
+        .await
+        .unwrap_err();
+    let same_again = s.react(id, bob.id, &emoji("👍"), true, 2).await.unwrap();
+
+    assert!(matches!(third, Error::TooManyReactions), "{third:?}");
+    assert_eq!(
+        reactions(&same_again.unwrap()),
+        [("👍", vec![ann.id, bob.id]), ("👎", vec![ann.id])],
+        "a given emoji may still be given by others"
+    );
+}
+
+async fn changes_are_numbered_per_chat_and_listed_after_a_number<S: Store>(s: S) {
+    let ann = user(&s, "ann").await;
+    let one = group(&s, "One", Visibility::Private, &ann, &[]).await;
+    let two = group(&s, "Two", Visibility::Private, &ann, &[]).await;
+    let a = post(&s, one.id, &ann, "a").await;
+    let b = post(&s, one.id, &ann, "b").await;
+    let c = post(&s, one.id, &ann, "c").await;
+    let elsewhere = post(&s, two.id, &ann, "x").await;
+    let body = |t: &str| MessageBody::parse(t, 10).unwrap();
+
+    s.edit(a, &body("a!"), at(200)).await.unwrap();
+    s.react(b, ann.id, &emoji("👍"), true, 20).await.unwrap();
+    s.react(b, ann.id, &emoji("👍"), true, 20).await.unwrap();
+    s.edit(a, &body("a!!"), at(201)).await.unwrap();
+    let other = s.edit(elsewhere, &body("x!"), at(202)).await.unwrap();
+
+    let changed = |after: i64, limit: u32| {
+        let s = &s;
+        async move {
+            s.changed_after(one.id, ChangeSeq(after), limit)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|m| (m.id, m.change_seq.map(|c| c.0)))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(changed(0, 10).await, [(b, Some(2)), (a, Some(3))]);
+    assert_eq!(changed(2, 10).await, [(a, Some(3))]);
+    assert_eq!(changed(0, 1).await, [(b, Some(2))]);
+    assert!(changed(3, 10).await.is_empty());
+    assert_eq!(
+        other.change_seq,
+        Some(ChangeSeq(1)),
+        "each chat counts its own"
+    );
+    let untouched = s.get(c).await.unwrap().unwrap();
+    assert_eq!(untouched.change_seq, None);
+}
+
+async fn a_reply_carries_a_quote_of_its_original<S: Store>(s: S) {
+    let ann = user(&s, "ann").await;
+    let bob = user(&s, "bob").await;
+    let room = group(&s, "Room", Visibility::Private, &ann, &[&bob]).await;
+    let long = "é".repeat(150);
+    let original = post(&s, room.id, &ann, &long).await;
+    let (reply, _) = insert(
+        &s,
+        &NewMessage {
+            reply_to: Some(original),
+            ..new_message(room.id, &bob, "indeed", 100)
+        },
+    )
+    .await;
+
+    let quoted = s.get(reply).await.unwrap().unwrap().reply_to.unwrap();
+
+    assert_eq!(quoted.id, original);
+    assert_eq!(
+        (quoted.sender_id, quoted.sender_username.as_str()),
+        (ann.id, "ann")
+    );
+    assert_eq!(quoted.text, format!("{}…", "é".repeat(Quote::MAX_CHARS)));
+    assert!(!quoted.deleted);
+
+    s.delete(original, at(300)).await.unwrap();
+    let listed = s.list(room.id, HistoryPage::latest(10)).await.unwrap();
+    let quoted = listed[1].reply_to.clone().unwrap();
+    assert_eq!(quoted.id, original, "the reply keeps its anchor");
+    assert!(quoted.deleted);
+    assert_eq!(quoted.text, "");
+}
+
+async fn find_reads_a_message_of_any_chat<S: Store>(s: S) {
+    let ann = user(&s, "ann").await;
+    let one = group(&s, "One", Visibility::Private, &ann, &[]).await;
+    let two = group(&s, "Two", Visibility::Private, &ann, &[]).await;
+    post(&s, one.id, &ann, "a").await;
+    let b = post(&s, two.id, &ann, "b").await;
+
+    let found = s.get(b).await.unwrap().unwrap();
+
+    assert_eq!((found.chat_id, found.body.as_str()), (two.id, "b"));
+    assert_eq!(found.reply_to, None);
+    assert!(found.reactions.is_empty());
 }
 
 async fn insert_into_a_missing_chat_fails_with_chat_not_found<S: Store>(s: S) {

@@ -52,6 +52,12 @@ pub enum Error {
     ChatNotFound,
     #[error("Message not found in this chat.")]
     MessageNotFound,
+    #[error("This message was deleted.")]
+    MessageDeleted,
+    #[error("The time to edit this message has passed.")]
+    EditWindowPassed,
+    #[error("This message has as many different reactions as it may have.")]
+    TooManyReactions,
     #[error("You are not a member of this chat.")]
     NotAMember,
     #[error("You cannot open a chat with yourself.")]

@@ -4,13 +4,26 @@
 use chrono::{DateTime, Utc};
 
 use super::model::{ChatId, ChatKind, Message, MessageId, SessionId, UserId};
-use super::values::Username;
+use super::values::{Emoji, Username};
 
 /// Something members of one chat (or the holder of one session) should hear about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// A message was stored; every socket of the chat receives it, the sender's too.
     MessagePosted(Message),
+    /// The sender changed the text of a message; it is carried as it now is.
+    MessageEdited(Message),
+    /// A message was deleted; it is carried as the tombstone it now is.
+    MessageDeleted(Message),
+    /// A member gave or took back a reaction; the message is carried with all its reactions.
+    Reaction {
+        message: Message,
+        user_id: UserId,
+        username: Username,
+        emoji: Emoji,
+        /// True when given, false when taken back.
+        on: bool,
+    },
     /// A member started or stopped typing; the other members' sockets receive it.
     Typing {
         chat_id: ChatId,
@@ -83,7 +96,12 @@ impl Event {
             except,
         };
         match self {
-            Self::MessagePosted(m) => chat(&m.chat_id, None),
+            // Everyone sees a message change the way they saw it posted, the actor's own
+            // sockets included (another tab of theirs must show it too).
+            Self::MessagePosted(m) | Self::MessageEdited(m) | Self::MessageDeleted(m) => {
+                chat(&m.chat_id, None)
+            }
+            Self::Reaction { message, .. } => chat(&message.chat_id, None),
             // Only the others care that someone types or has read.
             Self::Typing {
                 chat_id, user_id, ..

@@ -12,4 +12,4 @@ pub use crate::services::{AuthService, ChatService, Limits};
 pub use error::{Error, Result, ValidationError};
 pub use events::{Audience, Event, EventKind};
 pub use model::*;
-pub use values::{ChatName, ClientId, Email, LoginName, MessageBody, Password, Username};
+pub use values::{ChatName, ClientId, Email, Emoji, LoginName, MessageBody, Password, Username};

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::error::ValidationError;
-use super::values::{ChatName, ClientId, Email, MessageBody, Username};
+use super::values::{ChatName, ClientId, Email, Emoji, MessageBody, Username};
 
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
@@ -37,6 +37,13 @@ id_type!(
     /// A message's position in its chat: 1, 2, 3, ... without a gap, in the order the messages
     /// were committed, so a client that has seen seq `n` has seen everything up to `n`.
     Seq
+);
+
+id_type!(
+    /// A change's position among its chat's changes to messages already posted (edits,
+    /// deletes, reactions): 1, 2, 3, ... in commit order, so a client that has seen change `n`
+    /// catches up by asking for the messages changed after `n`.
+    ChangeSeq
 );
 
 /// A registered person.
@@ -213,6 +220,114 @@ pub struct Message {
     pub created_at: DateTime<Utc>,
     /// The sender's own name for the message, under which a resend is recognised.
     pub client_id: Option<ClientId>,
+    /// When the sender last changed the text; `None` if never.
+    pub edited_at: Option<DateTime<Utc>>,
+    /// Whether the message was deleted: its text is gone ([`MessageBody::erased`]), its place
+    /// in the chat stays.
+    pub deleted: bool,
+    /// The message this one answers, as quoted.
+    pub reply_to: Option<Quote>,
+    /// The reactions, one entry per emoji, in the order each emoji was first given.
+    pub reactions: Vec<Reaction>,
+    /// The chat's change number of the latest edit, delete or reaction; `None` if never changed.
+    pub change_seq: Option<ChangeSeq>,
+}
+
+impl Message {
+    /// A message as just posted: never changed, without reactions.
+    pub fn posted(
+        new: NewMessage,
+        id: MessageId,
+        seq: Seq,
+        sender: Username,
+        reply_to: Option<Quote>,
+    ) -> Self {
+        Self {
+            id,
+            chat_id: new.chat_id,
+            seq,
+            sender_id: new.sender_id,
+            sender_username: sender,
+            body: new.body,
+            created_at: new.created_at,
+            client_id: new.client_id,
+            edited_at: None,
+            deleted: false,
+            reply_to,
+            reactions: Vec::new(),
+            change_seq: None,
+        }
+    }
+}
+
+/// The message a reply answers, as the reply shows it: who wrote it and the start of its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quote {
+    pub id: MessageId,
+    pub sender_id: UserId,
+    pub sender_username: Username,
+    /// The first [`Quote::MAX_CHARS`] characters of the text; empty when it was deleted.
+    pub text: String,
+    pub deleted: bool,
+}
+
+impl Quote {
+    /// The most characters of the original a quote shows.
+    pub const MAX_CHARS: usize = 100;
+
+    /// The quote of a message with this sender and body.
+    pub fn new(
+        id: MessageId,
+        sender_id: UserId,
+        sender_username: Username,
+        body: &MessageBody,
+        deleted: bool,
+    ) -> Self {
+        Self {
+            id,
+            sender_id,
+            sender_username,
+            text: if deleted {
+                String::new()
+            } else {
+                body.shortened(Self::MAX_CHARS)
+            },
+            deleted,
+        }
+    }
+
+    /// The quote of `message`.
+    pub fn of(message: &Message) -> Self {
+        Self::new(
+            message.id,
+            message.sender_id,
+            message.sender_username.clone(),
+            &message.body,
+            message.deleted,
+        )
+    }
+}
+
+/// One emoji given to a message, and by whom, in the order they gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reaction {
+    pub emoji: Emoji,
+    pub user_ids: Vec<UserId>,
+}
+
+/// Groups `(emoji, user)` pairs, in the order they were given, into one [`Reaction`] per emoji.
+pub fn group_reactions(given: impl IntoIterator<Item = (Emoji, UserId)>) -> Vec<Reaction> {
+    let mut out: Vec<Reaction> = Vec::new();
+    for (emoji, user) in given {
+        match out.iter_mut().find(|r| r.emoji == emoji) {
+            Some(r) => r.user_ids.push(user),
+            None => out.push(Reaction {
+                emoji,
+                user_ids: vec![user],
+            }),
+        }
+    }
+    out
 }
 
 /// What posting stores.
@@ -224,10 +339,15 @@ pub struct NewMessage {
     pub created_at: DateTime<Utc>,
     /// When set, the message is stored at most once per sender and chat under this id.
     pub client_id: Option<ClientId>,
+    /// The message of the same chat this one answers.
+    pub reply_to: Option<MessageId>,
 }
 
 /// What storing a message did.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// One is answered per message stored and consumed at once: boxing the resend would cost an
+// allocation for nothing and change the type storage adapters return.
+#[allow(clippy::large_enum_variant)]
 pub enum Inserted {
     /// The message is stored under this id, at this position of its chat.
     New { id: MessageId, seq: Seq },

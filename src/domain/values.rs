@@ -268,6 +268,20 @@ impl MessageBody {
         Self(s)
     }
 
+    /// The body of a deleted message: empty, which [`MessageBody::parse`] never yields, since
+    /// the text is gone.
+    pub fn erased() -> Self {
+        Self(String::new())
+    }
+
+    /// The first `max` characters, with an ellipsis when there were more: a quote of the text.
+    pub fn shortened(&self, max: usize) -> String {
+        match self.0.char_indices().nth(max) {
+            None => self.0.clone(),
+            Some((cut, _)) => format!("{}…", &self.0[..cut]),
+        }
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -365,6 +379,53 @@ impl ClientId {
     }
 }
 
+/// An emoji reaction as sent: 1 to [`Emoji::MAX_BYTES`] bytes, with no whitespace, no control
+/// character and nothing invisible alone. Compared exactly as sent, so that the same emoji
+/// from two members counts twice under one entry.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Emoji(String);
+
+impl Emoji {
+    /// The longest reaction, in bytes: room for a family of joined emoji, not for a sentence.
+    pub const MAX_BYTES: usize = 32;
+
+    /// Parses a reaction as sent; it is not trimmed.
+    ///
+    /// # Errors
+    /// [`ValidationError`] on field `emoji` when it is empty, longer than
+    /// [`Emoji::MAX_BYTES`] bytes, holds whitespace or a control character, or shows nothing.
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        if raw.is_empty() || raw.len() > Self::MAX_BYTES {
+            return Err(ValidationError::new(
+                "emoji",
+                format!("'emoji' must be 1 to {} bytes long.", Self::MAX_BYTES),
+            ));
+        }
+        if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(ValidationError::new(
+                "emoji",
+                "'emoji' must not contain whitespace or control characters.",
+            ));
+        }
+        if raw.chars().all(is_invisible) {
+            return Err(ValidationError::new(
+                "emoji",
+                "'emoji' must contain a visible character.",
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// Wraps a reaction read back from storage.
+    pub fn from_trusted(s: String) -> Self {
+        Self(s)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// What a person types to log in: a username or an email, trimmed, without control
 /// characters. It is not checked against the username or email rules, so that a login name
 /// which cannot exist is refused the same way as one that does not.
@@ -402,6 +463,12 @@ macro_rules! display_as_str {
 display_as_str!(Username, Email);
 
 impl fmt::Display for MessageBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Display for Emoji {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
@@ -654,5 +721,33 @@ mod tests {
         );
         assert!(LoginName::parse("no such \u{fc}ser").is_ok());
         assert_eq!(LoginName::parse("a\u{0}").unwrap_err().field, "username");
+    }
+
+    #[test]
+    fn emoji_takes_one_visible_word_of_at_most_32_bytes() {
+        for good in ["👍", "❤️", "👨‍👩‍👧‍👦", "+1", "🎉🎉"] {
+            assert_eq!(Emoji::parse(good).unwrap().as_str(), good);
+        }
+        for bad in [
+            "",
+            " ",
+            "👍 ",
+            "a b",
+            "\u{0}",
+            "x\ny",
+            "\u{200B}",
+            &"👍".repeat(9),
+        ] {
+            let err = Emoji::parse(bad).unwrap_err();
+            assert_eq!(err.field, "emoji", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_shortened_body_keeps_whole_characters() {
+        let body = MessageBody::parse("héllo wörld", 100).unwrap();
+        assert_eq!(body.shortened(5), "héllo…");
+        assert_eq!(body.shortened(11), "héllo wörld");
+        assert_eq!(MessageBody::erased().as_str(), "");
     }
 }

@@ -22,9 +22,9 @@ pub use crate::domain::Inserted;
 /// What every port returns.
 pub use crate::domain::error::{Error, Result};
 use crate::domain::{
-    AccessToken, Chat, ChatId, ChatSummary, Claims, Event, HistoryPage, Member, Message, MessageId,
-    NewGroup, NewMessage, NewSession, NewUser, Password, RefreshToken, Role, RoomSummary, Session,
-    SessionId, User, UserId,
+    AccessToken, ChangeSeq, Chat, ChatId, ChatSummary, Claims, Emoji, Event, HistoryPage, Member,
+    Message, MessageBody, MessageId, NewGroup, NewMessage, NewSession, NewUser, Password,
+    RefreshToken, Role, RoomSummary, Session, SessionId, User, UserId,
 };
 #[cfg(any(test, feature = "mocks"))]
 pub use presence::MockPresenceTracker;
@@ -235,11 +235,68 @@ pub trait MessageRepo: Send + Sync + 'static {
     /// `Unexpected` on storage failure only.
     async fn list(&self, chat: ChatId, page: HistoryPage) -> Result<Vec<Message>>;
 
+    /// The message with this id, in whatever chat, with its quote and reactions.
+    ///
+    /// # Errors
+    /// `Unexpected` on storage failure only.
+    async fn get(&self, message: MessageId) -> Result<Option<Message>>;
+
+    /// The messages of `chat` changed (edited, deleted, reacted to) after change `after`, in
+    /// the order of their latest change, at most `limit` of them.
+    ///
+    /// # Errors
+    /// `Unexpected` on storage failure only.
+    async fn changed_after(
+        &self,
+        chat: ChatId,
+        after: ChangeSeq,
+        limit: u32,
+    ) -> Result<Vec<Message>>;
+
     /// Whether `message` belongs to `chat`.
     ///
     /// # Errors
     /// `Unexpected` on storage failure only.
     async fn exists_in(&self, chat: ChatId, message: MessageId) -> Result<bool>;
+
+    /// Replaces the text of a message, marks it edited at `at` and gives it the chat's next
+    /// change number, all at once; answers the message as it now is. Who may edit is the
+    /// caller's question.
+    ///
+    /// # Errors
+    /// `MessageNotFound` when there is no such message, `MessageDeleted` when it was deleted.
+    async fn edit(
+        &self,
+        message: MessageId,
+        body: &MessageBody,
+        at: DateTime<Utc>,
+    ) -> Result<Message>;
+
+    /// Deletes a message: its text is overwritten (not kept anywhere), its reactions removed,
+    /// and it stays in its place in the chat as a tombstone with the chat's next change
+    /// number; `at` is kept as when it was deleted. Answers the tombstone, or `None` when it
+    /// was deleted already (nothing changes).
+    ///
+    /// # Errors
+    /// `MessageNotFound` when there is no such message.
+    async fn delete(&self, message: MessageId, at: DateTime<Utc>) -> Result<Option<Message>>;
+
+    /// Gives (`on`) or takes back `user`'s reaction `emoji` on a message, with the chat's next
+    /// change number; answers the message as it now is, or `None` when nothing changed (the
+    /// reaction was there already, or was not there to take back). The message may hold at
+    /// most `max_emojis` different emoji; the storage, not a racy pre-check, decides.
+    ///
+    /// # Errors
+    /// `MessageNotFound` when there is no such message, `MessageDeleted` when it was deleted,
+    /// `TooManyReactions` when `emoji` would be one different emoji more than `max_emojis`.
+    async fn react(
+        &self,
+        message: MessageId,
+        user: UserId,
+        emoji: &Emoji,
+        on: bool,
+        max_emojis: usize,
+    ) -> Result<Option<Message>>;
 }
 
 /// Where server sessions are kept. A session that has ended is gone; one past its

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::domain::error::{Error, Result};
-use crate::domain::{Event, Inserted, Message, NewMessage, Posted, Username};
+use crate::domain::{Event, Inserted, Message, NewMessage, Posted, Quote, Username};
 use crate::ports::{EventBus, MessageRepo};
 
 /// The most messages one commit stores.
@@ -25,6 +25,8 @@ const QUEUE: usize = 4 * MAX_BATCH;
 struct Job {
     message: NewMessage,
     sender: Username,
+    /// The message it answers, as the reply shows it.
+    quote: Option<Quote>,
     done: oneshot::Sender<Result<Posted>>,
 }
 
@@ -42,17 +44,24 @@ impl GroupCommit {
         Self { jobs }
     }
 
-    /// Stores `message` from `sender` with the next batch and publishes it, then answers what
-    /// storing did. The message is stored and published even if the caller stops waiting.
+    /// Stores `message` from `sender` (answering the message `quote` quotes) with the next
+    /// batch and publishes it, then answers what storing did. The message is stored and
+    /// published even if the caller stops waiting.
     ///
     /// # Errors
     /// What [`MessageRepo::insert`] refuses; `Unexpected` when storing or publishing failed.
-    pub(crate) async fn post(&self, message: NewMessage, sender: Username) -> Result<Posted> {
+    pub(crate) async fn post(
+        &self,
+        message: NewMessage,
+        sender: Username,
+        quote: Option<Quote>,
+    ) -> Result<Posted> {
         let (done, outcome) = oneshot::channel();
         self.jobs
             .send(Job {
                 message,
                 sender,
+                quote,
                 done,
             })
             .await
@@ -82,7 +91,7 @@ async fn commit(messages: &dyn MessageRepo, bus: &dyn EventBus, batch: Vec<Job>)
     let mut waiting = Vec::with_capacity(batch.len());
     for job in batch {
         news.push(job.message);
-        waiting.push((job.sender, job.done));
+        waiting.push((job.sender, job.quote, job.done));
     }
     metrics::histogram!("parley_commit_batch_size").record(news.len() as f64);
     // A batch of one is a plain insert.
@@ -95,18 +104,9 @@ async fn commit(messages: &dyn MessageRepo, bus: &dyn EventBus, batch: Vec<Job>)
         .into_iter()
         .zip(inserted)
         .zip(&waiting)
-        .map(|((new, inserted), (sender, _))| match inserted? {
+        .map(|((new, inserted), (sender, quote, _))| match inserted? {
             Inserted::New { id, seq } => {
-                let message = Message {
-                    id,
-                    chat_id: new.chat_id,
-                    seq,
-                    sender_id: new.sender_id,
-                    sender_username: sender.clone(),
-                    body: new.body,
-                    created_at: new.created_at,
-                    client_id: new.client_id,
-                };
+                let message = Message::posted(new, id, seq, sender.clone(), quote.clone());
                 events.push(Event::MessagePosted(message.clone()));
                 Ok(Posted {
                     message,
@@ -126,7 +126,7 @@ async fn commit(messages: &dyn MessageRepo, bus: &dyn EventBus, batch: Vec<Job>)
         1 => bus.publish(events.remove(0)).await,
         _ => bus.publish_all(events).await,
     };
-    for (outcome, (_, done)) in outcomes.into_iter().zip(waiting) {
+    for (outcome, (_, _, done)) in outcomes.into_iter().zip(waiting) {
         let outcome = match (&published, outcome) {
             // Stored but not announced: the sender hears of the failure, as the chat did not.
             (Err(e), Ok(posted)) if posted.created => Err(Error::unexpected(anyhow::anyhow!(
@@ -157,6 +157,7 @@ mod tests {
             body: MessageBody::parse(text, 100).unwrap(),
             created_at: Utc::now(),
             client_id: None,
+            reply_to: None,
         }
     }
 
@@ -167,6 +168,7 @@ mod tests {
             Job {
                 message,
                 sender,
+                quote: None,
                 done,
             },
             rx,
@@ -229,16 +231,13 @@ mod tests {
                     id: MessageId(1),
                     seq: Seq(1),
                 }),
-                Ok(Inserted::Existing(Message {
-                    id: MessageId(0),
-                    chat_id: all[1].chat_id,
-                    seq: Seq(0),
-                    sender_id: all[1].sender_id,
-                    sender_username: Username::parse("ann").unwrap(),
-                    body: all[1].body.clone(),
-                    created_at: all[1].created_at,
-                    client_id: None,
-                })),
+                Ok(Inserted::Existing(Message::posted(
+                    all[1].clone(),
+                    MessageId(0),
+                    Seq(0),
+                    Username::parse("ann").unwrap(),
+                    None,
+                ))),
             ]
         });
         let mut bus = MockEventBus::new();

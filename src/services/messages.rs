@@ -1,4 +1,5 @@
-//! What is said in a chat: its history, new messages, typing and read markers.
+//! What is said in a chat: its history, new messages and replies, edits, deletes and
+//! reactions, typing and read markers.
 
 use std::sync::Arc;
 
@@ -7,8 +8,9 @@ use super::access::member_access;
 use super::group_commit::GroupCommit;
 use crate::domain::error::{Error, Result};
 use crate::domain::{
-    AuthUser, ChatId, ClientId, Event, EventKind, HistoryPage, Message, MessageBody, MessageId,
-    NewMessage, PageRequest, Posted, Replay, Seq, ValidationError,
+    AuthUser, ChangeSeq, ChatId, ChatKind, ClientId, Emoji, Event, EventKind, HistoryPage, Message,
+    MessageBody, MessageId, NewMessage, PageRequest, Posted, Quote, Replay, Role, Seq,
+    ValidationError,
 };
 use crate::ports::{ChatRepo, Clock, EventBus, MessageRepo};
 
@@ -88,17 +90,180 @@ impl MessageService {
         text: &str,
         client_id: Option<&str>,
     ) -> Result<Posted> {
+        self.post_reply(me, chat, text, client_id, None).await
+    }
+
+    /// [`post_message`](Self::post_message), answering message `reply_to` of the same chat
+    /// when it is given: the message then carries a quote of it.
+    ///
+    /// # Errors
+    /// As `post_message`; `MessageNotFound` when `reply_to` is not a message of this chat.
+    pub async fn post_reply(
+        &self,
+        me: &AuthUser,
+        chat: ChatId,
+        text: &str,
+        client_id: Option<&str>,
+        reply_to: Option<MessageId>,
+    ) -> Result<Posted> {
         let client_id = client_id.map(ClientId::parse).transpose()?;
         let body = MessageBody::parse(text, self.limits.max_message_chars)?;
         member_access(&*self.chats, chat, me.id).await?;
+        let quote = match reply_to {
+            None => None,
+            Some(id) => Some(Quote::of(&self.message_of(chat, id).await?)),
+        };
         let new = NewMessage {
             chat_id: chat,
             sender_id: me.id,
             body,
             created_at: self.clock.now(),
             client_id,
+            reply_to,
         };
-        self.writer.post(new, me.username.clone()).await
+        self.writer.post(new, me.username.clone(), quote).await
+    }
+
+    /// Message `id` when it belongs to `chat`.
+    ///
+    /// # Errors
+    /// `MessageNotFound` when there is no such message or it is another chat's.
+    async fn message_of(&self, chat: ChatId, id: MessageId) -> Result<Message> {
+        match self.messages.get(id).await? {
+            Some(m) if m.chat_id == chat => Ok(m),
+            _ => Err(Error::MessageNotFound),
+        }
+    }
+
+    /// Changes the text of the caller's own message, within the edit window, and tells the
+    /// chat. The message keeps its id and seq.
+    ///
+    /// # Errors
+    /// `Invalid` for a text `post_message` would refuse; `ChatNotFound`, `NotAMember`;
+    /// `MessageNotFound` when the message is not in this chat; `Forbidden` when it is someone
+    /// else's; `MessageDeleted`; `EditWindowPassed`. Nothing is stored or published then.
+    pub async fn edit_message(
+        &self,
+        me: &AuthUser,
+        chat: ChatId,
+        id: MessageId,
+        text: &str,
+    ) -> Result<Message> {
+        let body = MessageBody::parse(text, self.limits.max_message_chars)?;
+        member_access(&*self.chats, chat, me.id).await?;
+        let original = self.message_of(chat, id).await?;
+        if original.sender_id != me.id {
+            return Err(Error::Forbidden("You may only edit your own messages."));
+        }
+        if original.deleted {
+            return Err(Error::MessageDeleted);
+        }
+        let now = self.clock.now();
+        if let Some(window) = self.limits.edit_window {
+            let age = (now - original.created_at).to_std().unwrap_or_default();
+            if age > window {
+                return Err(Error::EditWindowPassed);
+            }
+        }
+        let edited = self.messages.edit(id, &body, now).await?;
+        self.bus
+            .publish(Event::MessageEdited(edited.clone()))
+            .await?;
+        Ok(edited)
+    }
+
+    /// Deletes a message: the sender's own, or in a group anyone's when the caller owns it.
+    /// Its text is gone; it stays in the history as a tombstone, and the chat is told. Deleting
+    /// a deleted message changes nothing.
+    ///
+    /// # Errors
+    /// `ChatNotFound`, `NotAMember`; `MessageNotFound` when the message is not in this chat;
+    /// `Forbidden` when the caller may not delete it.
+    pub async fn delete_message(&self, me: &AuthUser, chat: ChatId, id: MessageId) -> Result<()> {
+        let (chat_row, role) = member_access(&*self.chats, chat, me.id).await?;
+        let original = self.message_of(chat, id).await?;
+        let moderates = chat_row.kind == ChatKind::Group && role == Role::Owner;
+        if original.sender_id != me.id && !moderates {
+            return Err(Error::Forbidden(
+                "You may only delete your own messages (or, as a group's owner, any of it).",
+            ));
+        }
+        if let Some(tombstone) = self.messages.delete(id, self.clock.now()).await? {
+            self.bus.publish(Event::MessageDeleted(tombstone)).await?;
+        }
+        Ok(())
+    }
+
+    /// Gives (`on`) or takes back the caller's reaction `emoji` on a message and tells the
+    /// chat; giving it twice or taking back one not given changes nothing and tells no one.
+    /// Answers the message as it now is.
+    ///
+    /// # Errors
+    /// `Invalid` on `emoji`; `ChatNotFound`, `NotAMember`; `MessageNotFound` when the message
+    /// is not in this chat; `MessageDeleted`; `TooManyReactions` past the limit of different
+    /// emoji on one message.
+    pub async fn react(
+        &self,
+        me: &AuthUser,
+        chat: ChatId,
+        id: MessageId,
+        emoji: &str,
+        on: bool,
+    ) -> Result<Message> {
+        let emoji = Emoji::parse(emoji)?;
+        member_access(&*self.chats, chat, me.id).await?;
+        let original = self.message_of(chat, id).await?;
+        if original.deleted {
+            return Err(Error::MessageDeleted);
+        }
+        let changed = self
+            .messages
+            .react(id, me.id, &emoji, on, self.limits.max_reactions_per_message)
+            .await?;
+        let Some(message) = changed else {
+            return Ok(original);
+        };
+        self.bus
+            .publish(Event::Reaction {
+                message: message.clone(),
+                user_id: me.id,
+                username: me.username.clone(),
+                emoji,
+                on,
+            })
+            .await?;
+        Ok(message)
+    }
+
+    /// The messages of a chat changed after change `after` (edited, deleted, reacted to), in
+    /// the order of their latest change: what a client that was away missed of messages it
+    /// already holds.
+    ///
+    /// # Errors
+    /// `Invalid` on `changed_after` when negative, on `limit` out of range; `ChatNotFound`,
+    /// `NotAMember`.
+    pub async fn changes(
+        &self,
+        me: &AuthUser,
+        chat: ChatId,
+        after: i64,
+        limit: Option<i64>,
+    ) -> Result<Vec<Message>> {
+        if after < 0 {
+            return Err(ValidationError::new(
+                "changed_after",
+                "'changed_after' must not be negative.",
+            )
+            .into());
+        }
+        let page = HistoryPage::parse(PageRequest {
+            limit,
+            ..PageRequest::default()
+        })?;
+        member_access(&*self.chats, chat, me.id).await?;
+        self.messages
+            .changed_after(chat, ChangeSeq(after), page.limit)
+            .await
     }
 
     /// What a member who reconnects missed: the messages of the chat after seq `after_seq`,
@@ -260,16 +425,15 @@ mod tests {
 
     /// A message of chat 9 as storage returns it.
     fn stored(id: i64, seq: i64, client_id: Option<&str>) -> Message {
-        Message {
-            id: MessageId(id),
+        let new = NewMessage {
             chat_id: ChatId(9),
-            seq: Seq(seq),
             sender_id: UserId(1),
-            sender_username: me().username,
             body: MessageBody::parse(&format!("m{seq}"), 100).unwrap(),
             created_at: chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
             client_id: client_id.map(|c| ClientId::parse(c).unwrap()),
-        }
+            reply_to: None,
+        };
+        Message::posted(new, MessageId(id), Seq(seq), me().username, None)
     }
 
     #[tokio::test]
@@ -491,5 +655,295 @@ mod tests {
             .mark_read(&me(), ChatId(9), MessageId(4))
             .await
             .unwrap();
+    }
+
+    /// Message 77 of chat 9, sent by `sender` at `secs` seconds before the mock clock's now.
+    fn sent_by(sender: i64, secs_ago: i64) -> Message {
+        use crate::ports::Clock;
+        let mut m = stored(77, 5, None);
+        m.sender_id = UserId(sender);
+        m.created_at =
+            crate::services::testing::clock().now() - chrono::Duration::seconds(secs_ago);
+        m
+    }
+
+    fn found(m: &mut Mocks, message: Message) {
+        m.messages
+            .expect_get()
+            .with(eq(MessageId(77)))
+            .returning(move |_| Ok(Some(message.clone())));
+    }
+
+    #[tokio::test]
+    async fn an_edit_of_ones_own_message_is_stored_then_published() {
+        let mut m = Mocks::default();
+        let mut seq = mockall::Sequence::new();
+        a_member(&mut m);
+        found(&mut m, sent_by(1, 10));
+        m.messages
+            .expect_edit()
+            .withf(|id, body, _| *id == MessageId(77) && body.as_str() == "fixed")
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_, body, at| {
+                let mut edited = stored(77, 5, None);
+                edited.body = body.clone();
+                edited.edited_at = Some(at);
+                Ok(edited)
+            });
+        m.bus
+            .expect_publish()
+            .withf(|e| matches!(e, Event::MessageEdited(msg) if msg.body.as_str() == "fixed"))
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_| Ok(()));
+
+        let edited = m
+            .messages()
+            .edit_message(&me(), ChatId(9), MessageId(77), " fixed ")
+            .await
+            .unwrap();
+
+        assert_eq!((edited.id, edited.seq), (MessageId(77), Seq(5)));
+    }
+
+    #[tokio::test]
+    async fn an_edit_of_someone_elses_message_is_forbidden_and_changes_nothing() {
+        let mut m = Mocks::default();
+        a_member(&mut m);
+        found(&mut m, sent_by(2, 10));
+        m.messages.expect_edit().times(0);
+        m.bus.expect_publish().times(0);
+
+        let err = m
+            .messages()
+            .edit_message(&me(), ChatId(9), MessageId(77), "mine now")
+            .await
+            .unwrap_err();
+
+        assert!(matches!(err, Error::Forbidden(_)), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn an_edit_past_the_window_is_refused_and_changes_nothing() {
+        let mut m = Mocks::default();
+        a_member(&mut m);
+        found(&mut m, sent_by(1, 61));
+        m.messages.expect_edit().times(0);
+        m.bus.expect_publish().times(0);
+        let limits = Limits {
+            edit_window: Some(std::time::Duration::from_secs(60)),
+            ..Limits::default()
+        };
+
+        let err = m
+            .messages_with(limits)
+            .edit_message(&me(), ChatId(9), MessageId(77), "late")
+            .await
+            .unwrap_err();
+
+        assert!(matches!(err, Error::EditWindowPassed), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn an_edit_within_the_window_is_stored() {
+        let mut m = Mocks::default();
+        a_member(&mut m);
+        found(&mut m, sent_by(1, 59));
+        m.messages
+            .expect_edit()
+            .times(1)
+            .returning(|_, _, _| Ok(stored(77, 5, None)));
+        m.bus.expect_publish().times(1).returning(|_| Ok(()));
+        let limits = Limits {
+            edit_window: Some(std::time::Duration::from_secs(60)),
+            ..Limits::default()
+        };
+
+        m.messages_with(limits)
+            .edit_message(&me(), ChatId(9), MessageId(77), "in time")
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_message_of_another_chat_is_not_found_for_every_action() {
+        let mut m = Mocks::default();
+        a_member(&mut m);
+        let mut elsewhere = sent_by(1, 0);
+        elsewhere.chat_id = ChatId(10);
+        found(&mut m, elsewhere);
+        m.messages.expect_edit().times(0);
+        m.messages.expect_delete().times(0);
+        m.messages.expect_react().times(0);
+        m.messages.expect_insert().times(0);
+        m.bus.expect_publish().times(0);
+        let s = m.messages();
+        let (chat, id) = (ChatId(9), MessageId(77));
+
+        let results = [
+            s.edit_message(&me(), chat, id, "x").await.map(|_| ()),
+            s.delete_message(&me(), chat, id).await,
+            s.react(&me(), chat, id, "👍", true).await.map(|_| ()),
+            s.post_reply(&me(), chat, "re", None, Some(id))
+                .await
+                .map(|_| ()),
+        ];
+
+        for result in results {
+            assert!(matches!(result, Err(Error::MessageNotFound)), "{result:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_groups_owner_deletes_anyones_message_and_the_chat_hears_it() {
+        let mut m = Mocks::default();
+        m.access(ChatAccess::Member(
+            chat(9, ChatKind::Group, Visibility::Private),
+            Role::Owner,
+        ));
+        found(&mut m, sent_by(2, 10));
+        m.messages
+            .expect_delete()
+            .with(eq(MessageId(77)), mockall::predicate::always())
+            .times(1)
+            .returning(|_, _| {
+                let mut gone = stored(77, 5, None);
+                gone.body = MessageBody::erased();
+                gone.deleted = true;
+                Ok(Some(gone))
+            });
+        m.bus
+            .expect_publish()
+            .withf(|e| matches!(e, Event::MessageDeleted(msg) if msg.deleted))
+            .times(1)
+            .returning(|_| Ok(()));
+
+        m.messages()
+            .delete_message(&me(), ChatId(9), MessageId(77))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_member_may_not_delete_anothers_message_not_even_in_a_direct_chat_they_own() {
+        for (kind, role) in [
+            (ChatKind::Group, Role::Member),
+            (ChatKind::Direct, Role::Owner),
+        ] {
+            let mut m = Mocks::default();
+            m.access(ChatAccess::Member(chat(9, kind, Visibility::Private), role));
+            found(&mut m, sent_by(2, 10));
+            m.messages.expect_delete().times(0);
+            m.bus.expect_publish().times(0);
+
+            let err = m
+                .messages()
+                .delete_message(&me(), ChatId(9), MessageId(77))
+                .await
+                .unwrap_err();
+
+            assert!(matches!(err, Error::Forbidden(_)), "{kind:?}: {err:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn deleting_a_deleted_message_tells_no_one() {
+        let mut m = Mocks::default();
+        a_member(&mut m);
+        found(&mut m, sent_by(1, 10));
+        m.messages
+            .expect_delete()
+            .times(1)
+            .returning(|_, _| Ok(None));
+        m.bus.expect_publish().times(0);
+
+        m.messages()
+            .delete_message(&me(), ChatId(9), MessageId(77))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_reaction_is_published_once_and_a_repeat_not_at_all() {
+        let mut m = Mocks::default();
+        a_member(&mut m);
+        found(&mut m, sent_by(2, 10));
+        let mut given = false;
+        m.messages
+            .expect_react()
+            .withf(|id, user, emoji, on, max| {
+                (*id, *user, emoji.as_str(), *on, *max)
+                    == (MessageId(77), UserId(1), "👍", true, 20)
+            })
+            .times(2)
+            .returning(move |_, _, _, _, _| {
+                let first = !given;
+                given = true;
+                Ok(first.then(|| stored(77, 5, None)))
+            });
+        m.bus
+            .expect_publish()
+            .withf(|e| matches!(e, Event::Reaction { emoji, on: true, user_id: UserId(1), .. } if emoji.as_str() == "👍"))
+            .times(1)
+            .returning(|_| Ok(()));
+        let s = m.messages();
+
+        s.react(&me(), ChatId(9), MessageId(77), "👍", true)
+            .await
+            .unwrap();
+        s.react(&me(), ChatId(9), MessageId(77), "👍", true)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_bad_emoji_is_refused_before_anything_is_read() {
+        let mut m = Mocks::default();
+        m.chats.expect_access().times(0);
+        m.messages.expect_get().times(0);
+        m.messages.expect_react().times(0);
+
+        let err = m
+            .messages()
+            .react(&me(), ChatId(9), MessageId(77), "no spaces", true)
+            .await
+            .unwrap_err();
+
+        assert!(
+            matches!(&err, Error::Invalid(v) if v.field == "emoji"),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_reply_carries_the_quote_of_its_original() {
+        let mut m = Mocks::default();
+        a_member(&mut m);
+        found(&mut m, sent_by(2, 10));
+        m.messages
+            .expect_insert()
+            .withf(|n| n.reply_to == Some(MessageId(77)))
+            .times(1)
+            .returning(|_| {
+                Ok(Inserted::New {
+                    id: MessageId(78),
+                    seq: Seq(6),
+                })
+            });
+        m.bus
+            .expect_publish()
+            .withf(|e| matches!(e, Event::MessagePosted(msg) if msg.reply_to.as_ref().map(|q| q.id) == Some(MessageId(77))))
+            .times(1)
+            .returning(|_| Ok(()));
+
+        let posted = m
+            .messages()
+            .post_reply(&me(), ChatId(9), "re", None, Some(MessageId(77)))
+            .await
+            .unwrap();
+
+        let quote = posted.message.reply_to.unwrap();
+        assert_eq!((quote.sender_id, quote.text.as_str()), (UserId(2), "m5"));
     }
 }

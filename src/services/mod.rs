@@ -34,6 +34,10 @@ pub struct Limits {
     pub max_message_chars: usize,
     /// The most members a group may be created with.
     pub max_group_members: usize,
+    /// How long after posting a message its sender may edit it; `None` for always.
+    pub edit_window: Option<std::time::Duration>,
+    /// The most different emoji one message may carry as reactions.
+    pub max_reactions_per_message: usize,
 }
 
 impl Default for Limits {
@@ -41,6 +45,8 @@ impl Default for Limits {
         Self {
             max_message_chars: 4000,
             max_group_members: 1000,
+            edit_window: None,
+            max_reactions_per_message: 20,
         }
     }
 }

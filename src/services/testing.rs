@@ -24,7 +24,7 @@ pub(super) struct Mocks {
 }
 
 /// A clock stopped at 2026-05-06 07:08:09 UTC.
-fn clock() -> Arc<MockClock> {
+pub(super) fn clock() -> Arc<MockClock> {
     let mut clock = MockClock::new();
     clock
         .expect_now()
@@ -59,12 +59,16 @@ impl Mocks {
     }
 
     pub fn messages(self) -> MessageService {
+        self.messages_with(Limits::default())
+    }
+
+    pub fn messages_with(self, limits: Limits) -> MessageService {
         MessageService::new(
             Arc::new(self.chats),
             Arc::new(self.messages),
             Arc::new(self.bus),
             clock(),
-            Limits::default(),
+            limits,
         )
     }
 

@@ -139,6 +139,14 @@ export const api = {
     request('GET', `/chats/${seg(chatId)}/messages${query({
       before_seq: beforeSeq, after_seq: afterSeq, before, after, limit,
     })}`),
+  // What changed (edits, deletes, reactions) after change number `after`, oldest change first.
+  changes: (chatId, after, limit = 200) =>
+    request('GET', `/chats/${seg(chatId)}/messages${query({ changed_after: after, limit })}`),
+  editMessage: (chatId, id, message) =>
+    request('PATCH', `/chats/${seg(chatId)}/messages/${seg(id)}`, { body: { message } }),
+  deleteMessage: (chatId, id) => request('DELETE', `/chats/${seg(chatId)}/messages/${seg(id)}`),
+  react: (chatId, id, emoji, on) =>
+    request(on ? 'PUT' : 'DELETE', `/chats/${seg(chatId)}/messages/${seg(id)}/reactions/${seg(emoji)}`),
   markRead: (chatId, messageId) =>
     request('POST', `/chats/${seg(chatId)}/read`, { body: { message_id: messageId } }),
 };

@@ -64,6 +64,11 @@ async function boot() {
     retryLoad: chat.retryLoad,
     retryPending: chat.retryPending,
     discardPending: chat.discardPending,
+    edit: chat.editMessage,
+    remove: chat.deleteMessage,
+    react: chat.react,
+    recentEmoji: chat.recentEmoji,
+    loadUntil: chat.loadUntil,
     back: goBack,
     toggleMembers,
   });

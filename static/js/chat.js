@@ -13,9 +13,13 @@ import {
 import { restoreOutbox, clearStoredOutbox } from './outbox.js';
 import { markReadIfVisible } from './actions/receipts.js';
 import { stopTyping, reannounceTyping, onTyping } from './actions/typing.js';
+import { onMessageChanged } from './actions/edits.js';
 
 export { refreshChats, closeChat, addMember, removeMember, leaveChat } from './actions/chats.js';
-export { sendMessage, loadOlder, retryLoad, retryPending, discardPending } from './actions/messages.js';
+export {
+  sendMessage, loadOlder, loadUntil, retryLoad, retryPending, discardPending,
+} from './actions/messages.js';
+export { editMessage, deleteMessage, react, recentEmoji } from './actions/edits.js';
 export { composerChanged, stopTyping } from './actions/typing.js';
 
 /**
@@ -36,6 +40,7 @@ export function connect({ renew, dropped }) {
     membership: onMembership,
     chatCreated: () => refreshChats(),
     read: onRead,
+    messageChanged: onMessageChanged,
     error: onServerError,
     authClose: renew,
     drop: dropped,

@@ -50,6 +50,7 @@ const stored = (item) => ({
   clientId: item.clientId,
   chatId: item.chatId,
   text: item.text,
+  quote: item.quote || null,
   createdAt: item.createdAt,
   final: !!item.final,
   detail: item.detail || null,
@@ -102,6 +103,7 @@ export function restoreOutbox() {
       clientId: s.clientId,
       chatId: String(s.chatId),
       text: s.text,
+      quote: s.quote || null,
       createdAt: s.createdAt || new Date().toISOString(),
       final: !!s.final,
       detail: s.detail || null,
@@ -110,8 +112,10 @@ export function restoreOutbox() {
 }
 
 /** Put a typed message in the outbox (and in storage). No event: the sender emits. */
-export function queueOutgoing(chatKey, text) {
-  const item = makeItem({ clientId: newClientId(), chatId: chatKey, text, createdAt: new Date().toISOString() });
+export function queueOutgoing(chatKey, text, quote = null) {
+  const item = makeItem({
+    clientId: newClientId(), chatId: chatKey, text, quote, createdAt: new Date().toISOString(),
+  });
   state.outbox.push(item);
   saveItem(item);
   return item;

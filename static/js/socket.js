@@ -244,9 +244,11 @@ class SocketClient {
   // Sending. Each returns false (and sends nothing) when not connected. A frame the pace
   // holds back goes out shortly, or never if the connection drops first.
 
-  /** A message, stored once per client_id however often it is sent. */
-  sendMessage(chatKey, text, clientId) {
-    return this.send({ chat_id: wireId(chatKey), message: text, client_id: clientId });
+  /** A message, stored once per client_id however often it is sent; `replyTo` answers one. */
+  sendMessage(chatKey, text, clientId, replyTo = null) {
+    const frame = { chat_id: wireId(chatKey), message: text, client_id: clientId };
+    if (replyTo != null) frame.reply_to = wireId(replyTo);
+    return this.send(frame);
   }
 
   /** Ask for every message of a chat after `afterSeq`, then the live ones, without a gap. */
@@ -328,6 +330,11 @@ class SocketClient {
         break;
       case 'read':
         if (ev.chat_id != null && ev.message_id != null) on.read?.(ev);
+        break;
+      case 'message_edited':
+      case 'message_deleted':
+      case 'reaction':
+        if (ev.chat_id != null && ev.id != null) on.messageChanged?.(ev);
         break;
       case 'error':
         on.error?.(ev);

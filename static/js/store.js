@@ -324,6 +324,7 @@ export function createCache(chatKey) {
     loadingOlder: false,
     hasMore: true,        // older messages may exist on the server
     error: null,
+    lastChange: 0,        // the highest change number (edit, delete, reaction) seen in the chat
   };
   state.messages.set(chatKey, cache);
   return cache;
@@ -344,8 +345,9 @@ export function mergeMessages(cache, messages) {
   for (const m of messages || []) {
     if (!m || m.id == null) continue;
     const k = key(m.id);
+    noteChange(cache, m.change_seq);
     if (cache.ids.has(k) || (hasSeq(m) && cache.seqs.has(m.seq))) {
-      replaceLocal(cache, m);
+      if (!replaceLocal(cache, m)) replaceNewer(cache, m);
       continue;
     }
     const last = cache.items[cache.items.length - 1];
@@ -373,6 +375,64 @@ export function replaceLocal(cache, message) {
   if (i < 0) return false;
   cache.items[i] = message;
   return true;
+}
+
+// Changes to messages already posted (edits, deletes, reactions) carry the chat's change
+// number, `change_seq`. A message only ever moves to a newer state, so a change that comes
+// twice or late (an event and a catch-up page) cannot undo a later one; the cache keeps the
+// highest number it has seen, to ask after a reconnect what changed since.
+
+const changeOf = (m) => (Number.isFinite(m?.change_seq) ? m.change_seq : 0);
+
+function noteChange(cache, changeSeq) {
+  if (Number.isFinite(changeSeq) && changeSeq > cache.lastChange) cache.lastChange = changeSeq;
+}
+
+/** A copy of a message we hold, in a newer state, takes its place. Returns whether it did. No event. */
+export function replaceNewer(cache, message) {
+  const i = cache.items.findIndex((m) => sameId(m.id, message.id));
+  if (i < 0 || changeOf(message) <= changeOf(cache.items[i])) return false;
+  cache.items[i] = { ...message, local: cache.items[i].local };
+  return true;
+}
+
+/**
+ * A change to message `id` (the fields of an event), unless we hold it in a newer state;
+ * quotes of it in replies follow. Returns whether anything shown changed. No event.
+ */
+export function patchMessage(cache, id, patch) {
+  noteChange(cache, patch.change_seq);
+  let changed = false;
+  const i = cache.items.findIndex((m) => sameId(m.id, id));
+  if (i >= 0 && changeOf(patch) > changeOf(cache.items[i])) {
+    cache.items[i] = { ...cache.items[i], ...patch };
+    changed = true;
+  }
+  if (!('message' in patch)) return changed;
+  for (let j = 0; j < cache.items.length; j++) {
+    const quote = cache.items[j].reply_to;
+    if (!quote || !sameId(quote.id, id)) continue;
+    const deleted = !!patch.deleted;
+    cache.items[j] = {
+      ...cache.items[j],
+      reply_to: { ...quote, deleted, message: deleted ? '' : shorten(patch.message, QUOTE_CHARS) },
+    };
+    changed = true;
+  }
+  return changed;
+}
+
+const QUOTE_CHARS = 100; // as the server quotes
+
+function shorten(text, n) {
+  const chars = Array.from(String(text || ''));
+  return chars.length > n ? `${chars.slice(0, n).join('')}…` : chars.join('');
+}
+
+/** A message of a loaded chat by id, or null. */
+export function findMessage(chatKey, id) {
+  const cache = state.messages.get(chatKey);
+  return cache?.items.find((m) => sameId(m.id, id)) || null;
 }
 
 /** The chat's latest page arrived: from it on, the cache holds the chat without a gap. */

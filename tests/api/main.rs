@@ -32,6 +32,7 @@ macro_rules! on_every_backend_but_memory {
 }
 
 mod abuse;
+mod actions;
 mod auth;
 mod chats;
 mod cluster;

@@ -9,7 +9,7 @@
 //! - one file of scenarios per screen: `login.rs` (login and registration), `chat.rs` (a direct
 //!   chat, reconnecting), `groups.rs` (groups, rooms, members and the chat list beside them),
 //!   `phone.rs` (the phone layout), `sessions.rs` (staying signed in, and being signed out from
-//!   another device).
+//!   another device), `actions.rs` (replying, reacting, editing and deleting).
 //!
 //! The server, and the people a scenario needs besides the ones at a browser, come from
 //! `tests/support/app.rs`, as in the API tests.
@@ -26,6 +26,7 @@ mod driver;
 mod page;
 mod screenshots;
 
+mod actions;
 mod chat;
 mod groups;
 mod login;

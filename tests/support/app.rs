@@ -143,6 +143,32 @@ impl TestApp {
         Self::run(app, &db_url, dir)
     }
 
+    /// A server on a fresh database of `backend`, with its configuration changed by
+    /// `configure` and its parts by `build` (a clock of the test's, say).
+    pub async fn spawn_building(
+        backend: Backend,
+        configure: impl FnOnce(&mut Config),
+        build: impl FnOnce(parley::app::AppBuilder) -> parley::app::AppBuilder,
+    ) -> Self {
+        let (db_url, dir) = match backend {
+            Backend::Memory => ("memory://".to_owned(), None),
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}", dir.path().join("parley.db").display());
+                (url, Some(Arc::new(dir)))
+            }
+            Backend::Postgres => (super::postgres::fresh_database_url().await, None),
+        };
+        let mut config = config(&db_url, "127.0.0.1:0".parse().unwrap());
+        configure(&mut config);
+        let backing = Backing::open(&config).await.expect("open storage");
+        let builder = App::builder(config)
+            .backing(backing)
+            .hasher(Arc::new(Argon2Hasher::with_params(512, 1, 1)));
+        let app = build(builder).build().await.expect("build app");
+        Self::run(app, &db_url, dir)
+    }
+
     /// Runs a server built elsewhere (with [`App::builder`], say) on `db_url`.
     pub fn run(app: App, db_url: &str, dir: Option<Arc<tempfile::TempDir>>) -> Self {
         let db_url = db_url.to_owned();
@@ -295,6 +321,14 @@ impl TestUser {
 
     pub async fn delete(&self, path: &str) -> (u16, Value) {
         send(self.req(reqwest::Method::DELETE, path)).await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> (u16, Value) {
+        send(self.req(reqwest::Method::PATCH, path).json(&body)).await
+    }
+
+    pub async fn put(&self, path: &str) -> (u16, Value) {
+        send(self.req(reqwest::Method::PUT, path)).await
     }
 
     /// Opens (or finds) the direct chat with `other`; returns its id.

@@ -5,23 +5,119 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    ChatId, ChatKind, ClientId, Event, EventKind, Message, MessageBody, MessageId, Seq, SessionId,
-    UserId, Username,
+    ChangeSeq, ChatId, ChatKind, ClientId, Emoji, Event, EventKind, Message, MessageBody,
+    MessageId, Quote, Reaction, Seq, SessionId, UserId, Username,
 };
+
+/// A message with everything a socket shows of it.
+#[derive(Serialize, Deserialize)]
+struct WireMessage {
+    id: MessageId,
+    chat_id: ChatId,
+    seq: Seq,
+    sender_id: UserId,
+    sender: String,
+    body: String,
+    at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    client_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    edited_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    deleted: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reply_to: Option<WireQuote>,
+    /// Each emoji with who gave it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    reactions: Vec<(String, Vec<UserId>)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    change_seq: Option<ChangeSeq>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireQuote {
+    id: MessageId,
+    sender_id: UserId,
+    sender: String,
+    text: String,
+    deleted: bool,
+}
+
+impl From<&Message> for WireMessage {
+    fn from(m: &Message) -> Self {
+        Self {
+            id: m.id,
+            chat_id: m.chat_id,
+            seq: m.seq,
+            sender_id: m.sender_id,
+            sender: m.sender_username.as_str().to_owned(),
+            body: m.body.as_str().to_owned(),
+            at: m.created_at,
+            client_id: m.client_id.as_ref().map(|c| c.as_str().to_owned()),
+            edited_at: m.edited_at,
+            deleted: m.deleted,
+            reply_to: m.reply_to.as_ref().map(|q| WireQuote {
+                id: q.id,
+                sender_id: q.sender_id,
+                sender: q.sender_username.as_str().to_owned(),
+                text: q.text.clone(),
+                deleted: q.deleted,
+            }),
+            reactions: m
+                .reactions
+                .iter()
+                .map(|r| (r.emoji.as_str().to_owned(), r.user_ids.clone()))
+                .collect(),
+            change_seq: m.change_seq,
+        }
+    }
+}
+
+impl From<WireMessage> for Message {
+    fn from(w: WireMessage) -> Self {
+        Self {
+            id: w.id,
+            chat_id: w.chat_id,
+            seq: w.seq,
+            sender_id: w.sender_id,
+            sender_username: Username::from_trusted(w.sender),
+            body: MessageBody::from_trusted(w.body),
+            created_at: w.at,
+            client_id: w.client_id.map(ClientId::from_trusted),
+            edited_at: w.edited_at,
+            deleted: w.deleted,
+            reply_to: w.reply_to.map(|q| Quote {
+                id: q.id,
+                sender_id: q.sender_id,
+                sender_username: Username::from_trusted(q.sender),
+                text: q.text,
+                deleted: q.deleted,
+            }),
+            reactions: w
+                .reactions
+                .into_iter()
+                .map(|(emoji, user_ids)| Reaction {
+                    emoji: Emoji::from_trusted(emoji),
+                    user_ids,
+                })
+                .collect(),
+            change_seq: w.change_seq,
+        }
+    }
+}
 
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "snake_case")]
 enum Wire {
-    Message {
-        id: MessageId,
-        chat_id: ChatId,
-        seq: Seq,
-        sender_id: UserId,
-        sender: String,
-        body: String,
-        at: DateTime<Utc>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        client_id: Option<String>,
+    Message(Box<WireMessage>),
+    Edited(Box<WireMessage>),
+    Deleted(Box<WireMessage>),
+    Reaction {
+        message: Box<WireMessage>,
+        user_id: UserId,
+        username: String,
+        emoji: String,
+        on: bool,
     },
     Typing {
         chat_id: ChatId,
@@ -69,15 +165,21 @@ enum Wire {
 pub fn encode(event: &Event) -> String {
     let name = |u: &Username| u.as_str().to_owned();
     let wire = match event {
-        Event::MessagePosted(m) => Wire::Message {
-            id: m.id,
-            chat_id: m.chat_id,
-            seq: m.seq,
-            sender_id: m.sender_id,
-            sender: name(&m.sender_username),
-            body: m.body.as_str().to_owned(),
-            at: m.created_at,
-            client_id: m.client_id.as_ref().map(|c| c.as_str().to_owned()),
+        Event::MessagePosted(m) => Wire::Message(Box::new(m.into())),
+        Event::MessageEdited(m) => Wire::Edited(Box::new(m.into())),
+        Event::MessageDeleted(m) => Wire::Deleted(Box::new(m.into())),
+        Event::Reaction {
+            message,
+            user_id,
+            username,
+            emoji,
+            on,
+        } => Wire::Reaction {
+            message: Box::new(message.into()),
+            user_id: *user_id,
+            username: name(username),
+            emoji: emoji.as_str().to_owned(),
+            on: *on,
         },
         Event::Typing {
             chat_id,
@@ -186,25 +288,22 @@ pub fn encode_array<'a>(encoded: impl IntoIterator<Item = &'a str>) -> String {
 fn from_wire(wire: Wire) -> Event {
     let name = Username::from_trusted;
     match wire {
-        Wire::Message {
-            id,
-            chat_id,
-            seq,
-            sender_id,
-            sender,
-            body,
-            at,
-            client_id,
-        } => Event::MessagePosted(Message {
-            id,
-            chat_id,
-            seq,
-            sender_id,
-            sender_username: name(sender),
-            body: MessageBody::from_trusted(body),
-            created_at: at,
-            client_id: client_id.map(ClientId::from_trusted),
-        }),
+        Wire::Message(m) => Event::MessagePosted((*m).into()),
+        Wire::Edited(m) => Event::MessageEdited((*m).into()),
+        Wire::Deleted(m) => Event::MessageDeleted((*m).into()),
+        Wire::Reaction {
+            message,
+            user_id,
+            username,
+            emoji,
+            on,
+        } => Event::Reaction {
+            message: (*message).into(),
+            user_id,
+            username: name(username),
+            emoji: Emoji::from_trusted(emoji),
+            on,
+        },
         Wire::Typing {
             chat_id,
             user_id,
@@ -280,30 +379,62 @@ fn from_wire(wire: Wire) -> Event {
 mod tests {
     use super::*;
 
+    use crate::domain::NewMessage;
+
+    /// A message of chat 2 by ann, as just posted.
+    fn message(id: i64, seq: i64, text: &str, client_id: Option<&str>) -> Message {
+        let new = NewMessage {
+            chat_id: ChatId(2),
+            sender_id: UserId(1),
+            body: MessageBody::parse(text, 100).unwrap(),
+            created_at: Utc::now(),
+            client_id: client_id.map(|c| ClientId::parse(c).unwrap()),
+            reply_to: None,
+        };
+        Message::posted(
+            new,
+            MessageId(id),
+            Seq(seq),
+            Username::parse("ann").unwrap(),
+            None,
+        )
+    }
+
     #[test]
     fn every_event_survives_the_round_trip() {
         let ann = || Username::parse("ann").unwrap();
+        let first = message(5, 3, "héllo \"there\"", None);
+        let reply = Message {
+            reply_to: Some(Quote::of(&first)),
+            ..message(6, 4, "again", Some("c-1 \"ü\""))
+        };
+        let edited = Message {
+            edited_at: Some(Utc::now()),
+            change_seq: Some(ChangeSeq(7)),
+            reactions: vec![Reaction {
+                emoji: Emoji::parse("👍").unwrap(),
+                user_ids: vec![UserId(1), UserId(4)],
+            }],
+            ..message(5, 3, "fixed", None)
+        };
+        let tombstone = Message {
+            body: MessageBody::erased(),
+            deleted: true,
+            change_seq: Some(ChangeSeq(8)),
+            ..message(6, 4, "x", None)
+        };
         let events = vec![
-            Event::MessagePosted(Message {
-                id: MessageId(5),
-                chat_id: ChatId(2),
-                seq: Seq(3),
-                sender_id: UserId(1),
-                sender_username: ann(),
-                body: MessageBody::parse("héllo \"there\"", 100).unwrap(),
-                created_at: Utc::now(),
-                client_id: None,
-            }),
-            Event::MessagePosted(Message {
-                id: MessageId(6),
-                chat_id: ChatId(2),
-                seq: Seq(4),
-                sender_id: UserId(1),
-                sender_username: ann(),
-                body: MessageBody::parse("again", 100).unwrap(),
-                created_at: Utc::now(),
-                client_id: Some(ClientId::parse("c-1 \"ü\"").unwrap()),
-            }),
+            Event::MessagePosted(first.clone()),
+            Event::MessagePosted(reply),
+            Event::MessageEdited(edited.clone()),
+            Event::MessageDeleted(tombstone),
+            Event::Reaction {
+                message: edited,
+                user_id: UserId(4),
+                username: ann(),
+                emoji: Emoji::parse("👍").unwrap(),
+                on: true,
+            },
             Event::Typing {
                 chat_id: ChatId(2),
                 user_id: UserId(1),
@@ -357,16 +488,7 @@ mod tests {
 
     #[test]
     fn a_message_carries_its_seq_and_client_id() {
-        let message = Message {
-            id: MessageId(6),
-            chat_id: ChatId(2),
-            seq: Seq(41),
-            sender_id: UserId(1),
-            sender_username: Username::parse("ann").unwrap(),
-            body: MessageBody::parse("hi", 100).unwrap(),
-            created_at: Utc::now(),
-            client_id: Some(ClientId::parse("c1").unwrap()),
-        };
+        let message = message(6, 41, "hi", Some("c1"));
 
         let json: serde_json::Value =
             serde_json::from_str(&encode(&Event::MessagePosted(message.clone()))).unwrap();

@@ -6,8 +6,8 @@ use salvo::oapi::ToSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    ChatName, ChatSummary, Email, Member, Message, Password, RoomSummary, Session, SessionId,
-    Tokens, User, Username, ValidationError, Visibility,
+    ChatName, ChatSummary, Email, Member, Message, Password, Quote, Reaction, RoomSummary, Session,
+    SessionId, Tokens, User, Username, ValidationError, Visibility,
 };
 
 /// `POST /auth/register`.
@@ -177,6 +177,16 @@ pub struct PostMessageBody {
     /// with the same `client_id`, the message is stored once.
     #[serde(default)]
     pub client_id: Option<String>,
+    /// The id of the message of this chat that this one answers.
+    #[serde(default)]
+    pub reply_to: Option<i64>,
+}
+
+/// `PATCH /chats/{chat_id}/messages/{id}`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct EditMessageBody {
+    /// The new text, under the same rules as a new message's.
+    pub message: String,
 }
 
 /// One message.
@@ -196,6 +206,62 @@ pub struct MessageOut {
     /// The sender's `client_id` for the message; absent when it was sent without one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
+    /// When the sender last changed the text, RFC 3339; absent if never.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<String>,
+    /// True for a deleted message, whose `message` is then empty.
+    pub deleted: bool,
+    /// The message this one answers; absent when it answers none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<QuoteOut>,
+    /// One entry per emoji, in the order each was first given.
+    pub reactions: Vec<ReactionOut>,
+    /// The chat's change number of the latest edit, delete or reaction of this message; absent
+    /// if it was never changed. See `changed_after` on the history.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change_seq: Option<i64>,
+}
+
+/// The message a reply answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QuoteOut {
+    pub id: i64,
+    pub user_id: i64,
+    pub username: String,
+    /// The start of its text (at most 100 characters, `…` when cut); empty when deleted.
+    pub message: String,
+    pub deleted: bool,
+}
+
+impl From<&Quote> for QuoteOut {
+    fn from(q: &Quote) -> Self {
+        Self {
+            id: q.id.0,
+            user_id: q.sender_id.0,
+            username: q.sender_username.to_string(),
+            message: q.text.clone(),
+            deleted: q.deleted,
+        }
+    }
+}
+
+/// One emoji given to a message.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReactionOut {
+    pub emoji: String,
+    pub count: usize,
+    /// Who gave it, in the order they did.
+    pub user_ids: Vec<i64>,
+}
+
+impl From<&Reaction> for ReactionOut {
+    fn from(r: &Reaction) -> Self {
+        Self {
+            emoji: r.emoji.to_string(),
+            count: r.user_ids.len(),
+            user_ids: r.user_ids.iter().map(|u| u.0).collect(),
+        }
+    }
 }
 
 impl From<&Message> for MessageOut {
@@ -210,6 +276,11 @@ impl From<&Message> for MessageOut {
             time: m.created_at.format("%H:%M").to_string(),
             created_at: rfc3339(m.created_at),
             client_id: m.client_id.as_ref().map(|c| c.as_str().to_owned()),
+            edited_at: m.edited_at.map(rfc3339),
+            deleted: m.deleted,
+            reply_to: m.reply_to.as_ref().map(QuoteOut::from),
+            reactions: m.reactions.iter().map(ReactionOut::from).collect(),
+            change_seq: m.change_seq.map(|c| c.0),
         }
     }
 }

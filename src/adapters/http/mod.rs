@@ -170,6 +170,16 @@ pub fn router(state: Arc<HttpState>) -> Router {
                         .get(routes::history)
                         .post(routes::post_message),
                 )
+                .push(
+                    Router::with_path("{chat_id}/messages/{id}")
+                        .patch(routes::edit_message)
+                        .delete(routes::delete_message),
+                )
+                .push(
+                    Router::with_path("{chat_id}/messages/{id}/reactions/{emoji}")
+                        .put(routes::add_reaction)
+                        .delete(routes::remove_reaction),
+                )
                 .push(Router::with_path("{chat_id}/members").post(routes::add_member))
                 .push(
                     Router::with_path("{chat_id}/members/{user_id}").delete(routes::remove_member),

@@ -10,8 +10,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::dto::{MessageOut, rfc3339};
-use crate::domain::{ChatId, Event, EventKind, MessageId, UserId, Username};
+use super::dto::{MessageOut, ReactionOut, rfc3339};
+use crate::domain::{ChatId, Event, EventKind, Message, MessageId, UserId, Username};
 
 /// Which protocol a socket speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +81,50 @@ pub enum Action {
     Resync {
         chat_id: ChatId,
     },
+    /// A message's text changed.
+    MessageEdited {
+        #[serde(flatten)]
+        about: AboutMessage,
+        message: String,
+        edited_at: Option<String>,
+    },
+    /// A message was deleted; its text is gone.
+    MessageDeleted {
+        #[serde(flatten)]
+        about: AboutMessage,
+    },
+    /// A member gave (`on`) or took back a reaction; `reactions` are all the message now has.
+    Reaction {
+        #[serde(flatten)]
+        about: AboutMessage,
+        emoji: String,
+        user_id: UserId,
+        username: String,
+        on: bool,
+        reactions: Vec<ReactionOut>,
+    },
+}
+
+/// The fields of an event about a change to one message.
+#[derive(Debug, Serialize)]
+pub struct AboutMessage {
+    pub chat_id: ChatId,
+    pub id: MessageId,
+    pub seq: i64,
+    /// The chat's number of this change: a client keeps the highest it has seen, and ignores
+    /// an event about a message whose `change_seq` it already holds higher.
+    pub change_seq: Option<i64>,
+}
+
+impl AboutMessage {
+    fn new(m: &Message) -> Self {
+        Self {
+            chat_id: m.chat_id,
+            id: m.id,
+            seq: m.seq.0,
+            change_seq: m.change_seq.map(|c| c.0),
+        }
+    }
 }
 
 /// The fields of an event about one user in one chat.
@@ -149,6 +193,9 @@ impl ServerEvent {
                 Action::ChatCreated { chat_id, .. }
                 | Action::Ack { chat_id, .. }
                 | Action::Resync { chat_id } => Some(*chat_id),
+                Action::MessageEdited { about, .. }
+                | Action::MessageDeleted { about }
+                | Action::Reaction { about, .. } => Some(about.chat_id),
                 Action::Ready { .. } | Action::Error { .. } => None,
             },
         }
@@ -176,6 +223,37 @@ impl ServerEvent {
         let action = |chat_id: ChatId, a: Action| vec![(chat_id, Self::Action(a))];
         match event {
             Event::MessagePosted(m) => vec![(m.chat_id, Self::Message(MessageOut::from(m)))],
+            Event::MessageEdited(m) => action(
+                m.chat_id,
+                Action::MessageEdited {
+                    about: AboutMessage::new(m),
+                    message: m.body.to_string(),
+                    edited_at: m.edited_at.map(rfc3339),
+                },
+            ),
+            Event::MessageDeleted(m) => action(
+                m.chat_id,
+                Action::MessageDeleted {
+                    about: AboutMessage::new(m),
+                },
+            ),
+            Event::Reaction {
+                message,
+                user_id,
+                username,
+                emoji,
+                on,
+            } => action(
+                message.chat_id,
+                Action::Reaction {
+                    about: AboutMessage::new(message),
+                    emoji: emoji.to_string(),
+                    user_id: *user_id,
+                    username: username.to_string(),
+                    on: *on,
+                    reactions: message.reactions.iter().map(ReactionOut::from).collect(),
+                },
+            ),
             Event::Typing {
                 chat_id,
                 user_id,
@@ -251,11 +329,28 @@ impl ServerEvent {
 /// A frame from a client.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ClientFrame {
-    /// `{"message": "...", "client_id": "..."}`: post a message, once per `client_id`.
+    /// `{"message": "...", "client_id": "...", "reply_to": N}`: post a message, once per
+    /// `client_id`, answering message N.
     Send {
         chat_id: Option<i64>,
         message: String,
         client_id: Option<String>,
+        reply_to: Option<i64>,
+    },
+    /// `{"action": "edit", "id": N, "message": "..."}`: change the text of one's message.
+    Edit {
+        chat_id: Option<i64>,
+        id: i64,
+        message: String,
+    },
+    /// `{"action": "delete", "id": N}`: delete a message.
+    Delete { chat_id: Option<i64>, id: i64 },
+    /// `{"action": "react", "id": N, "emoji": "...", "on": true}`: give or take back a reaction.
+    React {
+        chat_id: Option<i64>,
+        id: i64,
+        emoji: String,
+        on: bool,
     },
     /// `{"action": "typing"}` or `{"action": "stop_typing"}`.
     Typing {
@@ -294,11 +389,32 @@ struct SendFrame {
     message: String,
     #[serde(default)]
     client_id: Option<String>,
+    #[serde(default)]
+    reply_to: Option<i64>,
 }
 
 #[derive(Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 enum ActionFrame {
+    Edit {
+        #[serde(default)]
+        chat_id: Option<i64>,
+        id: Option<i64>,
+        message: Option<String>,
+    },
+    Delete {
+        #[serde(default)]
+        chat_id: Option<i64>,
+        id: Option<i64>,
+    },
+    React {
+        #[serde(default)]
+        chat_id: Option<i64>,
+        id: Option<i64>,
+        emoji: Option<String>,
+        #[serde(default = "yes")]
+        on: bool,
+    },
     Typing {
         #[serde(default)]
         chat_id: Option<i64>,
@@ -319,12 +435,17 @@ enum ActionFrame {
     },
 }
 
+fn yes() -> bool {
+    true
+}
+
 const MALFORMED: FrameError = FrameError {
     detail: "Frames must be JSON like {\"message\": \"...\"} or {\"action\": \"typing\"}.",
     code: "malformed_frame",
 };
 const UNKNOWN: FrameError = FrameError {
-    detail: "Unknown frame: send {\"message\"} or an action of typing, stop_typing, read or resume.",
+    detail: "Unknown frame: send {\"message\"} or an action of typing, stop_typing, read, \
+             resume, edit, delete or react.",
     code: "unknown_action",
 };
 
@@ -343,12 +464,21 @@ impl ClientFrame {
                 chat_id: f.chat_id,
                 message: f.message,
                 client_id: f.client_id,
+                reply_to: f.reply_to,
             });
         };
-        if value.get("message").is_some() {
+        if value.get("message").is_some() && action.as_str() != Some("edit") {
             return Err(UNKNOWN);
         }
-        let known = ["typing", "stop_typing", "read", "resume"];
+        let known = [
+            "typing",
+            "stop_typing",
+            "read",
+            "resume",
+            "edit",
+            "delete",
+            "react",
+        ];
         if !action.as_str().is_some_and(|a| known.contains(&a)) {
             return Err(UNKNOWN);
         }
@@ -387,6 +517,48 @@ impl ClientFrame {
                         code: "invalid_field",
                     });
                 }
+                ActionFrame::Edit {
+                    chat_id,
+                    id: Some(id),
+                    message: Some(message),
+                } => Self::Edit {
+                    chat_id,
+                    id,
+                    message,
+                },
+                ActionFrame::Edit { .. } => {
+                    return Err(FrameError {
+                        detail: "An edit needs the message's id and its new message.",
+                        code: "invalid_field",
+                    });
+                }
+                ActionFrame::Delete {
+                    chat_id,
+                    id: Some(id),
+                } => Self::Delete { chat_id, id },
+                ActionFrame::Delete { .. } => {
+                    return Err(FrameError {
+                        detail: "A delete needs the message's id.",
+                        code: "invalid_field",
+                    });
+                }
+                ActionFrame::React {
+                    chat_id,
+                    id: Some(id),
+                    emoji: Some(emoji),
+                    on,
+                } => Self::React {
+                    chat_id,
+                    id,
+                    emoji,
+                    on,
+                },
+                ActionFrame::React { .. } => {
+                    return Err(FrameError {
+                        detail: "A reaction needs the message's id and an emoji.",
+                        code: "invalid_field",
+                    });
+                }
             },
         )
     }
@@ -405,7 +577,10 @@ impl ClientFrame {
             Self::Send { chat_id, .. }
             | Self::Typing { chat_id, .. }
             | Self::Read { chat_id, .. }
-            | Self::Resume { chat_id, .. } => *chat_id,
+            | Self::Resume { chat_id, .. }
+            | Self::Edit { chat_id, .. }
+            | Self::Delete { chat_id, .. }
+            | Self::React { chat_id, .. } => *chat_id,
         }
     }
 }
@@ -422,6 +597,7 @@ mod tests {
                 chat_id: None,
                 message: "hi".into(),
                 client_id: None,
+                reply_to: None,
             })
         );
         assert_eq!(
@@ -437,6 +613,49 @@ mod tests {
                 chat_id: Some(2),
                 message: "hi".into(),
                 client_id: Some("c1".into()),
+                reply_to: None,
+            })
+        );
+        assert_eq!(
+            ClientFrame::parse(r#"{"chat_id": 2, "message": "yes", "reply_to": 7}"#),
+            Ok(ClientFrame::Send {
+                chat_id: Some(2),
+                message: "yes".into(),
+                client_id: None,
+                reply_to: Some(7),
+            })
+        );
+        assert_eq!(
+            ClientFrame::parse(r#"{"action": "edit", "chat_id": 2, "id": 7, "message": "fixed"}"#),
+            Ok(ClientFrame::Edit {
+                chat_id: Some(2),
+                id: 7,
+                message: "fixed".into(),
+            })
+        );
+        assert_eq!(
+            ClientFrame::parse(r#"{"action": "delete", "id": 7}"#),
+            Ok(ClientFrame::Delete {
+                chat_id: None,
+                id: 7
+            })
+        );
+        assert_eq!(
+            ClientFrame::parse(r#"{"action": "react", "id": 7, "emoji": "👍", "on": false}"#),
+            Ok(ClientFrame::React {
+                chat_id: None,
+                id: 7,
+                emoji: "👍".into(),
+                on: false,
+            })
+        );
+        assert_eq!(
+            ClientFrame::parse(r#"{"action": "react", "id": 7, "emoji": "👍"}"#),
+            Ok(ClientFrame::React {
+                chat_id: None,
+                id: 7,
+                emoji: "👍".into(),
+                on: true,
             })
         );
         assert_eq!(
@@ -467,6 +686,18 @@ mod tests {
             (r#"{"action": "read"}"#, "invalid_field"),
             (r#"{"action": "resume"}"#, "invalid_field"),
             (r#"{"action": "resume", "after_seq": -1}"#, "invalid_field"),
+            (r#"{"action": "edit", "id": 3}"#, "invalid_field"),
+            (r#"{"action": "edit", "message": "x"}"#, "invalid_field"),
+            (r#"{"action": "delete"}"#, "invalid_field"),
+            (r#"{"action": "react", "id": 3}"#, "invalid_field"),
+            (
+                r#"{"action": "react", "id": 3, "emoji": 5}"#,
+                "malformed_frame",
+            ),
+            (
+                r#"{"action": "delete", "id": 3, "message": "x"}"#,
+                "unknown_action",
+            ),
             (
                 r#"{"action": "read", "message_id": "x"}"#,
                 "malformed_frame",
@@ -509,6 +740,37 @@ mod tests {
                 seq: 2,
             }),
             ServerEvent::Action(Action::Resync { chat_id: ChatId(1) }),
+            ServerEvent::Action(Action::MessageDeleted {
+                about: AboutMessage {
+                    chat_id: ChatId(1),
+                    id: MessageId(4),
+                    seq: 2,
+                    change_seq: Some(1),
+                },
+            }),
+            ServerEvent::Action(Action::MessageEdited {
+                about: AboutMessage {
+                    chat_id: ChatId(1),
+                    id: MessageId(4),
+                    seq: 2,
+                    change_seq: Some(2),
+                },
+                message: "fixed".into(),
+                edited_at: None,
+            }),
+            ServerEvent::Action(Action::Reaction {
+                about: AboutMessage {
+                    chat_id: ChatId(1),
+                    id: MessageId(4),
+                    seq: 2,
+                    change_seq: Some(3),
+                },
+                emoji: "👍".into(),
+                user_id: UserId(2),
+                username: "ann".into(),
+                on: true,
+                reactions: Vec::new(),
+            }),
         ];
         for e in &newer {
             assert!(!e.speaks(Protocol::Original), "{e:?}");

@@ -380,6 +380,11 @@ mod tests {
             sender_username: Username::parse("ann").unwrap(),
             body: MessageBody::parse("hi", 10).unwrap(),
             created_at: Utc::now(),
+            edited_at: None,
+            deleted: false,
+            reply_to: None,
+            reactions: Vec::new(),
+            change_seq: None,
         })
     }
 

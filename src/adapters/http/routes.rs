@@ -504,13 +504,29 @@ pub async fn join(req: &mut Request, depot: &mut Depot) -> Result<Json<ChatIdOut
 /// The latest `limit` (default 50, at most 200) messages; `before=<id>` pages back,
 /// `after=<id>` catches up after a reconnect. `before_seq` and `after_seq` do the same by
 /// position in the chat, and every bound given applies.
-#[endpoint(tags("chats"), parameters(("chat_id" = i64, Path), ("before" = Option<i64>, Query), ("after" = Option<i64>, Query), ("before_seq" = Option<i64>, Query), ("after_seq" = Option<i64>, Query), ("limit" = Option<u32>, Query)), status_codes(200, 401, 403, 404, 422))]
+///
+/// `changed_after=<change_seq>` instead answers the messages changed (edited, deleted,
+/// reacted to) after that change, in the order of their latest change, so a client that was
+/// away learns what it missed of the messages it holds; it takes no other bound but `limit`.
+#[endpoint(tags("chats"), parameters(("chat_id" = i64, Path), ("before" = Option<i64>, Query), ("after" = Option<i64>, Query), ("before_seq" = Option<i64>, Query), ("after_seq" = Option<i64>, Query), ("changed_after" = Option<i64>, Query), ("limit" = Option<u32>, Query)), status_codes(200, 401, 403, 404, 422))]
 pub async fn history(
     req: &mut Request,
     depot: &mut Depot,
 ) -> Result<Json<Vec<MessageOut>>, ApiError> {
     let (state, me) = caller(depot, req).await?;
     let chat_id = ChatId(path_id(req, "chat_id")?);
+    if let Some(after) = query_id(req, "changed_after")? {
+        let bounds = ["before", "after", "before_seq", "after_seq"];
+        if bounds.iter().any(|b| req.query::<String>(b).is_some()) {
+            return Err(ApiError::invalid(
+                "changed_after",
+                "'changed_after' takes no other bound than 'limit'.",
+            ));
+        }
+        let limit = query_id(req, "limit")?;
+        let changed = state.messages.changes(&me, chat_id, after, limit).await?;
+        return Ok(Json(changed.iter().map(MessageOut::from).collect()));
+    }
     let request = PageRequest {
         before: query_id(req, "before")?,
         after: query_id(req, "after")?,
@@ -543,12 +559,77 @@ pub async fn post_message(
     let body: PostMessageBody = json_body(req).await?;
     let posted = state
         .messages
-        .post_message(&me, chat_id, &body.message, body.client_id.as_deref())
+        .post_reply(
+            &me,
+            chat_id,
+            &body.message,
+            body.client_id.as_deref(),
+            body.reply_to.map(MessageId),
+        )
         .await?;
     if posted.created {
         res.status_code(StatusCode::CREATED);
     }
     Ok(Json(MessageOut::from(&posted.message)))
+}
+
+/// Change the text of one's own message (within the edit window, if one is set).
+#[endpoint(tags("chats"), request_body = EditMessageBody, parameters(("chat_id" = i64, Path), ("id" = i64, Path)), status_codes(200, 401, 403, 404, 409, 422))]
+pub async fn edit_message(
+    req: &mut Request,
+    depot: &mut Depot,
+) -> Result<Json<MessageOut>, ApiError> {
+    let (state, me) = caller(depot, req).await?;
+    let chat_id = ChatId(path_id(req, "chat_id")?);
+    let id = MessageId(path_id(req, "id")?);
+    let body: EditMessageBody = json_body(req).await?;
+    let edited = state
+        .messages
+        .edit_message(&me, chat_id, id, &body.message)
+        .await?;
+    Ok(Json(MessageOut::from(&edited)))
+}
+
+/// Delete one's own message, or as a group's owner anyone's: it stays as a tombstone.
+#[endpoint(tags("chats"), parameters(("chat_id" = i64, Path), ("id" = i64, Path)), status_codes(204, 401, 403, 404))]
+pub async fn delete_message(req: &mut Request, depot: &mut Depot) -> Result<StatusCode, ApiError> {
+    let (state, me) = caller(depot, req).await?;
+    let chat_id = ChatId(path_id(req, "chat_id")?);
+    let id = MessageId(path_id(req, "id")?);
+    state.messages.delete_message(&me, chat_id, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Give (`PUT`) or take back (`DELETE`) the caller's reaction; answers the message.
+async fn react(
+    req: &mut Request,
+    depot: &mut Depot,
+    on: bool,
+) -> Result<Json<MessageOut>, ApiError> {
+    let (state, me) = caller(depot, req).await?;
+    let chat_id = ChatId(path_id(req, "chat_id")?);
+    let id = MessageId(path_id(req, "id")?);
+    let emoji = req.param::<String>("emoji").unwrap_or_default();
+    let message = state.messages.react(&me, chat_id, id, &emoji, on).await?;
+    Ok(Json(MessageOut::from(&message)))
+}
+
+/// React to a message with an emoji (URL-encoded in the path); giving it twice changes nothing.
+#[endpoint(tags("chats"), parameters(("chat_id" = i64, Path), ("id" = i64, Path), ("emoji" = String, Path)), status_codes(200, 401, 403, 404, 409, 422))]
+pub async fn add_reaction(
+    req: &mut Request,
+    depot: &mut Depot,
+) -> Result<Json<MessageOut>, ApiError> {
+    react(req, depot, true).await
+}
+
+/// Take back one's reaction; taking back one not given changes nothing.
+#[endpoint(tags("chats"), parameters(("chat_id" = i64, Path), ("id" = i64, Path), ("emoji" = String, Path)), status_codes(200, 401, 403, 404, 409, 422))]
+pub async fn remove_reaction(
+    req: &mut Request,
+    depot: &mut Depot,
+) -> Result<Json<MessageOut>, ApiError> {
+    react(req, depot, false).await
 }
 
 /// Move the caller's read marker forward.

@@ -513,10 +513,19 @@ impl Session {
         };
         match frame {
             ClientFrame::Send {
-                message, client_id, ..
+                message,
+                client_id,
+                reply_to,
+                ..
             } => {
                 let posted = messages
-                    .post_message(&self.me, chat, &message, client_id.as_deref())
+                    .post_reply(
+                        &self.me,
+                        chat,
+                        &message,
+                        client_id.as_deref(),
+                        reply_to.map(MessageId),
+                    )
                     .await;
                 match (posted, client_id) {
                     (Err(e), client_id) => refusal(e, client_id),
@@ -548,6 +557,30 @@ impl Session {
                     "unknown_action",
                 ))
             }
+            ClientFrame::Edit { .. } | ClientFrame::Delete { .. } | ClientFrame::React { .. }
+                if self.protocol == Protocol::Original =>
+            {
+                event(ServerEvent::error(
+                    "Edits, deletes and reactions need the newer protocol: open with ?v=2.",
+                    "unknown_action",
+                ))
+            }
+            // Done, the chat hears of it, this socket included; refused, this socket alone.
+            ClientFrame::Edit { id, message, .. } => messages
+                .edit_message(&self.me, chat, MessageId(id), &message)
+                .await
+                .err()
+                .and_then(|e| refusal(e, None)),
+            ClientFrame::Delete { id, .. } => messages
+                .delete_message(&self.me, chat, MessageId(id))
+                .await
+                .err()
+                .and_then(|e| refusal(e, None)),
+            ClientFrame::React { id, emoji, on, .. } => messages
+                .react(&self.me, chat, MessageId(id), &emoji, on)
+                .await
+                .err()
+                .and_then(|e| refusal(e, None)),
             ClientFrame::Resume { after_seq, .. } => {
                 // Live events of the chat wait from now until the replay is sent, so that
                 // nothing committed meanwhile slips between the two.
@@ -584,7 +617,11 @@ impl Session {
             ClientFrame::Typing { .. } | ClientFrame::Send { .. } => {
                 typing.remove(&chat);
             }
-            ClientFrame::Read { .. } | ClientFrame::Resume { .. } => {}
+            ClientFrame::Read { .. }
+            | ClientFrame::Resume { .. }
+            | ClientFrame::Edit { .. }
+            | ClientFrame::Delete { .. }
+            | ClientFrame::React { .. } => {}
         }
     }
 }

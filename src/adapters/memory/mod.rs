@@ -10,9 +10,10 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::error::{Error, Result};
 use crate::domain::{
-    Chat, ChatId, ChatKind, ChatSummary, Client, ClientId, HistoryPage, Inserted, Member, Message,
-    MessageId, NewGroup, NewMessage, NewSession, NewUser, Peer, RefreshState, Role, RoomSummary,
-    Seq, Session, SessionId, User, UserId, Visibility,
+    ChangeSeq, Chat, ChatId, ChatKind, ChatSummary, Client, ClientId, Emoji, HistoryPage, Inserted,
+    Member, Message, MessageBody, MessageId, NewGroup, NewMessage, NewSession, NewUser, Peer,
+    Quote, RefreshState, Role, RoomSummary, Seq, Session, SessionId, User, UserId, Visibility,
+    group_reactions,
 };
 use crate::ports::{ChatAccess, ChatRepo, MessageRepo, SessionRepo, StorageProbe, UserRepo};
 
@@ -27,6 +28,8 @@ struct State {
     messages: BTreeMap<MessageId, StoredMessage>,
     /// The seq of each chat's newest message; a chat without messages has none.
     last_seq: HashMap<ChatId, Seq>,
+    /// The number of each chat's latest change to a message; a chat without one has none.
+    last_change: HashMap<ChatId, ChangeSeq>,
     /// The message each sender stored under each client id, per chat.
     client_ids: HashMap<(ChatId, UserId, ClientId), MessageId>,
     /// Sessions without their owner's username, which is read from `users` when found.
@@ -53,9 +56,15 @@ struct StoredMessage {
     chat_id: ChatId,
     seq: Seq,
     sender_id: UserId,
-    body: crate::domain::MessageBody,
+    body: MessageBody,
     created_at: DateTime<Utc>,
     client_id: Option<ClientId>,
+    edited_at: Option<DateTime<Utc>>,
+    deleted: bool,
+    reply_to: Option<MessageId>,
+    /// Who gave which emoji, in the order given.
+    reactions: Vec<(Emoji, UserId)>,
+    change_seq: Option<ChangeSeq>,
 }
 
 impl State {
@@ -77,6 +86,16 @@ impl State {
     }
 
     fn message(&self, id: MessageId, m: &StoredMessage) -> Message {
+        let reply_to = m.reply_to.and_then(|rid| {
+            let r = self.messages.get(&rid)?;
+            Some(Quote::new(
+                rid,
+                r.sender_id,
+                self.users[&r.sender_id].username.clone(),
+                &r.body,
+                r.deleted,
+            ))
+        });
         Message {
             id,
             chat_id: m.chat_id,
@@ -86,7 +105,27 @@ impl State {
             body: m.body.clone(),
             created_at: m.created_at,
             client_id: m.client_id.clone(),
+            edited_at: m.edited_at,
+            deleted: m.deleted,
+            reply_to,
+            reactions: group_reactions(m.reactions.iter().cloned()),
+            change_seq: m.change_seq,
         }
+    }
+
+    /// The chat's next change number, taken for a change to `message`.
+    fn next_change(&mut self, message: MessageId) -> Result<ChangeSeq> {
+        let chat = self
+            .messages
+            .get(&message)
+            .ok_or(Error::MessageNotFound)?
+            .chat_id;
+        let next = ChangeSeq(self.last_change.get(&chat).map_or(0, |c| c.0) + 1);
+        self.last_change.insert(chat, next);
+        if let Some(m) = self.messages.get_mut(&message) {
+            m.change_seq = Some(next);
+        }
+        Ok(next)
     }
 }
 
@@ -337,7 +376,12 @@ impl ChatRepo for MemoryStore {
                 .clone()
                 .filter(|(id, m)| m.sender_id != user && Some(**id) > mine.last_read)
                 .count();
-            let last_message = in_chat.next_back().map(|(id, m)| s.message(*id, m));
+            // As the SQL stores list it: without what it answers or its reactions.
+            let last_message = in_chat.next_back().map(|(id, m)| Message {
+                reply_to: None,
+                reactions: Vec::new(),
+                ..s.message(*id, m)
+            });
             out.push(ChatSummary {
                 chat,
                 peer,
@@ -471,6 +515,11 @@ impl MessageRepo for MemoryStore {
                 body: new.body.clone(),
                 created_at: new.created_at,
                 client_id: new.client_id.clone(),
+                edited_at: None,
+                deleted: false,
+                reply_to: new.reply_to,
+                reactions: Vec::new(),
+                change_seq: None,
             },
         );
         Ok(Inserted::New { id, seq })
@@ -509,12 +558,105 @@ impl MessageRepo for MemoryStore {
         Ok(out)
     }
 
+    async fn get(&self, message: MessageId) -> Result<Option<Message>> {
+        let s = self.lock();
+        Ok(s.messages.get(&message).map(|m| s.message(message, m)))
+    }
+
+    async fn changed_after(
+        &self,
+        chat: ChatId,
+        after: ChangeSeq,
+        limit: u32,
+    ) -> Result<Vec<Message>> {
+        let s = self.lock();
+        let mut changed: Vec<(&MessageId, &StoredMessage)> = s
+            .messages
+            .iter()
+            .filter(|(_, m)| m.chat_id == chat && m.change_seq.is_some_and(|c| c > after))
+            .collect();
+        changed.sort_by_key(|(_, m)| m.change_seq);
+        Ok(changed
+            .into_iter()
+            .take(limit as usize)
+            .map(|(id, m)| s.message(*id, m))
+            .collect())
+    }
+
     async fn exists_in(&self, chat: ChatId, message: MessageId) -> Result<bool> {
         Ok(self
             .lock()
             .messages
             .get(&message)
             .is_some_and(|m| m.chat_id == chat))
+    }
+
+    async fn edit(
+        &self,
+        message: MessageId,
+        body: &MessageBody,
+        at: DateTime<Utc>,
+    ) -> Result<Message> {
+        let mut s = self.lock();
+        match s.messages.get(&message) {
+            None => return Err(Error::MessageNotFound),
+            Some(m) if m.deleted => return Err(Error::MessageDeleted),
+            Some(_) => {}
+        }
+        s.next_change(message)?;
+        let m = s.messages.get_mut(&message).ok_or(Error::MessageNotFound)?;
+        m.body = body.clone();
+        m.edited_at = Some(at);
+        Ok(s.message(message, &s.messages[&message]))
+    }
+
+    async fn delete(&self, message: MessageId, _at: DateTime<Utc>) -> Result<Option<Message>> {
+        let mut s = self.lock();
+        match s.messages.get(&message) {
+            None => return Err(Error::MessageNotFound),
+            Some(m) if m.deleted => return Ok(None),
+            Some(_) => {}
+        }
+        s.next_change(message)?;
+        let m = s.messages.get_mut(&message).ok_or(Error::MessageNotFound)?;
+        m.body = MessageBody::erased();
+        m.deleted = true;
+        m.reactions.clear();
+        Ok(Some(s.message(message, &s.messages[&message])))
+    }
+
+    async fn react(
+        &self,
+        message: MessageId,
+        user: UserId,
+        emoji: &Emoji,
+        on: bool,
+        max_emojis: usize,
+    ) -> Result<Option<Message>> {
+        let mut s = self.lock();
+        let m = s.messages.get_mut(&message).ok_or(Error::MessageNotFound)?;
+        if m.deleted {
+            return Err(Error::MessageDeleted);
+        }
+        let given = m
+            .reactions
+            .iter()
+            .position(|(e, u)| e == emoji && *u == user);
+        match (on, given) {
+            (true, Some(_)) | (false, None) => return Ok(None),
+            (true, None) => {
+                let emojis: HashSet<&Emoji> = m.reactions.iter().map(|(e, _)| e).collect();
+                if !emojis.contains(emoji) && emojis.len() >= max_emojis {
+                    return Err(Error::TooManyReactions);
+                }
+                m.reactions.push((emoji.clone(), user));
+            }
+            (false, Some(i)) => {
+                m.reactions.remove(i);
+            }
+        }
+        s.next_change(message)?;
+        Ok(Some(s.message(message, &s.messages[&message])))
     }
 }
 

@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::error::Error;
 use crate::domain::{
-    Chat, ChatAccess, ChatId, ChatKind, ChatName, ChatSummary, ClientId, Member, Message,
-    MessageBody, MessageId, Peer, Role, RoomSummary, Seq, UserId, Username, Visibility,
+    ChangeSeq, Chat, ChatAccess, ChatId, ChatKind, ChatName, ChatSummary, ClientId, Member,
+    Message, MessageBody, MessageId, Peer, Role, RoomSummary, Seq, UserId, Username, Visibility,
 };
 
 #[derive(sqlx::FromRow)]
@@ -94,6 +94,9 @@ pub(crate) struct SummaryRow {
     lm_body: Option<String>,
     lm_created_at: Option<DateTime<Utc>>,
     lm_client_id: Option<String>,
+    lm_edited_at: Option<DateTime<Utc>>,
+    lm_deleted_at: Option<DateTime<Utc>>,
+    lm_change_seq: Option<i64>,
 }
 
 impl TryFrom<SummaryRow> for ChatSummary {
@@ -127,6 +130,13 @@ impl TryFrom<SummaryRow> for ChatSummary {
                     body: MessageBody::from_trusted(body),
                     created_at,
                     client_id: r.lm_client_id.map(ClientId::from_trusted),
+                    edited_at: r.lm_edited_at,
+                    deleted: r.lm_deleted_at.is_some(),
+                    // The chat list shows the last message's text, not what it answers or
+                    // its reactions.
+                    reply_to: None,
+                    reactions: Vec::new(),
+                    change_seq: r.lm_change_seq.map(ChangeSeq),
                 })
             }
             _ => None,
@@ -331,7 +341,9 @@ macro_rules! chat_repo {
                               AND x.id > COALESCE(me.last_read_message_id, 0)) AS unread, \
                          lm.id AS lm_id, lm.seq AS lm_seq, lm.sender_id AS lm_sender_id, \
                          lu.username AS lm_username, lm.body AS lm_body, \
-                         lm.created_at AS lm_created_at, lm.client_id AS lm_client_id \
+                         lm.created_at AS lm_created_at, lm.client_id AS lm_client_id, \
+                         lm.edited_at AS lm_edited_at, lm.deleted_at AS lm_deleted_at, \
+                         lm.change_seq AS lm_change_seq \
                          FROM chat_members me \
                          JOIN chats c ON c.id = me.chat_id \
                          LEFT JOIN users p ON c.kind = 'direct' AND p.id = \

@@ -21,9 +21,18 @@
 //! `messages_client_id_key`: the second insert breaks it, rolls back (giving back its seq) and
 //! answers the message the first one stored.
 
+//!
+//! Edits, deletes and reactions are single writes, each in a transaction that first takes the
+//! chat's next change number (`UPDATE chats SET last_change = last_change + 1`), which on
+//! PostgreSQL also locks the chat's row: changes of one chat commit one after another, in the
+//! order of their numbers, and a reaction's check of the number of different emoji cannot race
+//! another. A change that turns out to change nothing rolls back and gives its number back.
+
 use chrono::{DateTime, Utc};
 
-use crate::domain::{ChatId, ClientId, Message, MessageBody, MessageId, Seq, UserId, Username};
+use crate::domain::{
+    ChangeSeq, ChatId, ClientId, Message, MessageBody, MessageId, Quote, Seq, UserId, Username,
+};
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct MessageRow {
@@ -35,10 +44,29 @@ pub(crate) struct MessageRow {
     body: String,
     created_at: DateTime<Utc>,
     client_id: Option<String>,
+    edited_at: Option<DateTime<Utc>>,
+    deleted_at: Option<DateTime<Utc>>,
+    change_seq: Option<i64>,
+    /// The message answered (`r_`), when there is one.
+    r_id: Option<i64>,
+    r_sender_id: Option<i64>,
+    r_username: Option<String>,
+    r_body: Option<String>,
+    r_deleted_at: Option<DateTime<Utc>>,
 }
 
 impl From<MessageRow> for Message {
     fn from(r: MessageRow) -> Self {
+        let reply_to = match (r.r_id, r.r_sender_id, r.r_username, r.r_body) {
+            (Some(id), Some(sender), Some(username), Some(body)) => Some(Quote::new(
+                MessageId(id),
+                UserId(sender),
+                Username::from_trusted(username),
+                &MessageBody::from_trusted(body),
+                r.r_deleted_at.is_some(),
+            )),
+            _ => None,
+        };
         Self {
             id: MessageId(r.id),
             chat_id: ChatId(r.chat_id),
@@ -48,17 +76,28 @@ impl From<MessageRow> for Message {
             body: MessageBody::from_trusted(r.body),
             created_at: r.created_at,
             client_id: r.client_id.map(ClientId::from_trusted),
+            edited_at: r.edited_at,
+            deleted: r.deleted_at.is_some(),
+            reply_to,
+            // Read by a query of their own.
+            reactions: Vec::new(),
+            change_seq: r.change_seq.map(ChangeSeq),
         }
     }
 }
 
-/// The select of [`MessageRow`] from `messages m` with its sender `u`, as a macro so that
-/// queries stay `&'static str` literals built with `concat!`.
+/// The select of [`MessageRow`] from `messages m` with its sender `u` and the message it
+/// answers `r` (by `ru`), as a macro so that queries stay `&'static str` literals built with
+/// `concat!`.
 macro_rules! message_select {
     () => {
         "SELECT m.id, m.chat_id, m.seq, m.sender_id, u.username, m.body, m.created_at, \
-                m.client_id \
-         FROM messages m JOIN users u ON u.id = m.sender_id "
+                m.client_id, m.edited_at, m.deleted_at, m.change_seq, \
+                r.id AS r_id, r.sender_id AS r_sender_id, ru.username AS r_username, \
+                r.body AS r_body, r.deleted_at AS r_deleted_at \
+         FROM messages m JOIN users u ON u.id = m.sender_id \
+         LEFT JOIN messages r ON r.id = m.reply_to \
+         LEFT JOIN users ru ON ru.id = r.sender_id "
     };
 }
 pub(crate) use message_select;
@@ -84,6 +123,7 @@ macro_rules! message_repo {
             use std::collections::HashMap;
 
             use async_trait::async_trait;
+            use chrono::{DateTime, Utc};
 
             use $crate::adapters::sql::messages::{
                 CLIENT_ID_KEY, MessageRow, message_select, page_filter,
@@ -91,8 +131,8 @@ macro_rules! message_repo {
             use $crate::adapters::sql::{Dialect, on_foreign_key};
             use $crate::domain::error::{Error, Result};
             use $crate::domain::{
-                ChatId, ClientId, HistoryPage, Inserted, Message, MessageId, NewMessage, Seq,
-                UserId,
+                ChangeSeq, ChatId, ClientId, Emoji, HistoryPage, Inserted, Message, MessageBody,
+                MessageId, NewMessage, Seq, UserId, group_reactions,
             };
             use $crate::ports::MessageRepo;
 
@@ -109,15 +149,122 @@ macro_rules! message_repo {
                         message_select!(),
                         "WHERE m.chat_id = $1 AND m.sender_id = $2 AND m.client_id = $3"
                     );
-                    sqlx::query_as::<_, MessageRow>(sql)
+                    let found = sqlx::query_as::<_, MessageRow>(sql)
                         .bind(chat.0)
                         .bind(sender.0)
                         .bind(client_id.as_str())
                         .fetch_optional(pool)
                         .await
-                        .map(|row| row.map(Message::from))
-                        .map_err(Error::unexpected)
+                        .map_err(Error::unexpected)?;
+                    let found = self.with_reactions(pool, found.into_iter().map(Message::from).collect()).await?;
+                    Ok(found.into_iter().next())
                 }
+
+                /// `messages` with their reactions, read in one query.
+                async fn with_reactions(
+                    &self,
+                    pool: &sqlx::Pool<$db>,
+                    mut messages: Vec<Message>,
+                ) -> Result<Vec<Message>> {
+                    if messages.is_empty() {
+                        return Ok(messages);
+                    }
+                    let mut query = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT message_id, emoji, user_id FROM message_reactions \
+                         WHERE message_id IN (",
+                    );
+                    let mut ids = query.separated(", ");
+                    for m in &messages {
+                        ids.push_bind(m.id.0);
+                    }
+                    ids.push_unseparated(") ORDER BY id");
+                    let rows: Vec<(i64, String, i64)> = query
+                        .build_query_as()
+                        .fetch_all(pool)
+                        .await
+                        .map_err(Error::unexpected)?;
+                    let mut given: HashMap<i64, Vec<(Emoji, UserId)>> = HashMap::new();
+                    for (message, emoji, user) in rows {
+                        given
+                            .entry(message)
+                            .or_default()
+                            .push((Emoji::from_trusted(emoji), UserId(user)));
+                    }
+                    for m in &mut messages {
+                        if let Some(g) = given.remove(&m.id.0) {
+                            m.reactions = group_reactions(g);
+                        }
+                    }
+                    Ok(messages)
+                }
+
+                /// The message with this id as `pool` sees it, with its reactions.
+                async fn find_in(
+                    &self,
+                    pool: &sqlx::Pool<$db>,
+                    message: MessageId,
+                ) -> Result<Option<Message>> {
+                    let row = sqlx::query_as::<_, MessageRow>(concat!(
+                        message_select!(),
+                        "WHERE m.id = $1"
+                    ))
+                    .bind(message.0)
+                    .fetch_optional(pool)
+                    .await
+                    .map_err(Error::unexpected)?;
+                    let found = self
+                        .with_reactions(pool, row.into_iter().map(Message::from).collect())
+                        .await?;
+                    Ok(found.into_iter().next())
+                }
+
+                /// Takes the next change number of the chat of `message` in `tx` (on PostgreSQL
+                /// locking the chat's row until `tx` ends) and gives it to the message.
+                ///
+                /// # Errors
+                /// `MessageNotFound` when there is no such message.
+                async fn next_change(
+                    tx: &mut sqlx::Transaction<'static, $db>,
+                    message: MessageId,
+                ) -> Result<ChangeSeq> {
+                    let change: Option<i64> = sqlx::query_scalar(
+                        "UPDATE chats SET last_change = last_change + 1 \
+                         WHERE id = (SELECT chat_id FROM messages WHERE id = $1) \
+                         RETURNING last_change",
+                    )
+                    .bind(message.0)
+                    .fetch_optional(&mut **tx)
+                    .await
+                    .map_err(Error::unexpected)?;
+                    let change = change.ok_or(Error::MessageNotFound)?;
+                    sqlx::query("UPDATE messages SET change_seq = $2 WHERE id = $1")
+                        .bind(message.0)
+                        .bind(change)
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(Error::unexpected)?;
+                    Ok(ChangeSeq(change))
+                }
+
+                /// Commits a change to `message` and reads the message back where it was written.
+                async fn commit_change(
+                    &self,
+                    tx: sqlx::Transaction<'static, $db>,
+                    message: MessageId,
+                ) -> Result<Message> {
+                    tx.commit().await.map_err(Error::unexpected)?;
+                    self.find_in(&self.write, message)
+                        .await?
+                        .ok_or(Error::MessageNotFound)
+                }
+            }
+
+            /// Rolls back a change that changed nothing (or may not be made), giving its change
+            /// number back before the writer is asked anything else (on SQLite the transaction
+            /// holds the only writer connection), then answers `answer`.
+            async fn undo<T>(tx: sqlx::Transaction<'static, $db>, answer: Result<T>) -> Result<T> {
+                tx.rollback().await.map_err(Error::unexpected)?;
+                answer
             }
 
             impl $store {
@@ -149,9 +296,12 @@ macro_rules! message_repo {
                         .build_query_as::<MessageRow>()
                         .fetch_all(&self.read)
                         .await?;
+                    let found = self
+                        .with_reactions(&self.read, found.into_iter().map(Message::from).collect())
+                        .await
+                        .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
                     Ok(found
                         .into_iter()
-                        .map(Message::from)
                         .filter_map(|m| {
                             let key = (m.chat_id, m.sender_id, m.client_id.as_ref()?.as_str().to_owned());
                             Some((key, m))
@@ -217,7 +367,7 @@ macro_rules! message_repo {
                     if !rows.is_empty() {
                         let mut insert = sqlx::QueryBuilder::<$db>::new(
                             "INSERT INTO messages \
-                               (chat_id, seq, sender_id, body, created_at, client_id) ",
+                               (chat_id, seq, sender_id, body, created_at, client_id, reply_to) ",
                         );
                         insert.push_values(&rows, |mut row, &(i, seq)| {
                             let m = &messages[i];
@@ -226,7 +376,8 @@ macro_rules! message_repo {
                                 .push_bind(m.sender_id.0)
                                 .push_bind(m.body.as_str().to_owned())
                                 .push_bind(m.created_at)
-                                .push_bind(m.client_id.as_ref().map(|c| c.as_str().to_owned()));
+                                .push_bind(m.client_id.as_ref().map(|c| c.as_str().to_owned()))
+                                .push_bind(m.reply_to.map(|r| r.0));
                         });
                         insert.push(" RETURNING id, chat_id, seq");
                         // Neither database promises the order of RETURNING rows: each row
@@ -314,8 +465,8 @@ macro_rules! message_repo {
                     };
                     let inserted = sqlx::query_scalar::<_, i64>(
                         "INSERT INTO messages \
-                           (chat_id, seq, sender_id, body, created_at, client_id) \
-                         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                           (chat_id, seq, sender_id, body, created_at, client_id, reply_to) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
                     )
                     .bind(message.chat_id.0)
                     .bind(seq)
@@ -323,6 +474,7 @@ macro_rules! message_repo {
                     .bind(message.body.as_str())
                     .bind(message.created_at)
                     .bind(message.client_id.as_ref().map(ClientId::as_str))
+                    .bind(message.reply_to.map(|r| r.0))
                     .fetch_one(&mut *tx)
                     .await;
                     let e = match inserted {
@@ -395,7 +547,34 @@ macro_rules! message_repo {
                     if !oldest_first {
                         rows.reverse();
                     }
-                    Ok(rows)
+                    self.with_reactions(&self.read, rows).await
+                }
+
+                async fn get(&self, message: MessageId) -> Result<Option<Message>> {
+                    self.find_in(&self.read, message).await
+                }
+
+                async fn changed_after(
+                    &self,
+                    chat: ChatId,
+                    after: ChangeSeq,
+                    limit: u32,
+                ) -> Result<Vec<Message>> {
+                    let rows: Vec<Message> = sqlx::query_as::<_, MessageRow>(concat!(
+                        message_select!(),
+                        "WHERE m.chat_id = $1 AND m.change_seq > $2 \
+                         ORDER BY m.change_seq ASC LIMIT $3"
+                    ))
+                    .bind(chat.0)
+                    .bind(after.0)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.read)
+                    .await
+                    .map_err(Error::unexpected)?
+                    .into_iter()
+                    .map(Message::from)
+                    .collect();
+                    self.with_reactions(&self.read, rows).await
                 }
 
                 async fn exists_in(&self, chat: ChatId, message: MessageId) -> Result<bool> {
@@ -408,6 +587,134 @@ macro_rules! message_repo {
                     .await
                     .map(|r| r.is_some())
                     .map_err(Error::unexpected)
+                }
+
+                async fn edit(
+                    &self,
+                    message: MessageId,
+                    body: &MessageBody,
+                    at: DateTime<Utc>,
+                ) -> Result<Message> {
+                    let mut tx = self.write.begin().await.map_err(Error::unexpected)?;
+                    let change = match Self::next_change(&mut tx, message).await {
+                        Ok(change) => change,
+                        Err(e) => return undo(tx, Err(e)).await,
+                    };
+                    let edited = sqlx::query(
+                        "UPDATE messages SET body = $2, edited_at = $3 \
+                         WHERE id = $1 AND deleted_at IS NULL",
+                    )
+                    .bind(message.0)
+                    .bind(body.as_str())
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(Error::unexpected)?;
+                    if edited.rows_affected() == 0 {
+                        return undo(tx, Err(Error::MessageDeleted)).await;
+                    }
+                    tracing::trace!(%message, %change, "message edited");
+                    self.commit_change(tx, message).await
+                }
+
+                async fn delete(
+                    &self,
+                    message: MessageId,
+                    at: DateTime<Utc>,
+                ) -> Result<Option<Message>> {
+                    let mut tx = self.write.begin().await.map_err(Error::unexpected)?;
+                    if let Err(e) = Self::next_change(&mut tx, message).await {
+                        return undo(tx, Err(e)).await;
+                    }
+                    // Overwritten, so that the text is gone from the row, not just hidden.
+                    let deleted = sqlx::query(
+                        "UPDATE messages SET body = '', deleted_at = $2 \
+                         WHERE id = $1 AND deleted_at IS NULL",
+                    )
+                    .bind(message.0)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(Error::unexpected)?;
+                    if deleted.rows_affected() == 0 {
+                        return undo(tx, Ok(None)).await;
+                    }
+                    sqlx::query("DELETE FROM message_reactions WHERE message_id = $1")
+                        .bind(message.0)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(Error::unexpected)?;
+                    self.commit_change(tx, message).await.map(Some)
+                }
+
+                async fn react(
+                    &self,
+                    message: MessageId,
+                    user: UserId,
+                    emoji: &Emoji,
+                    on: bool,
+                    max_emojis: usize,
+                ) -> Result<Option<Message>> {
+                    let mut tx = self.write.begin().await.map_err(Error::unexpected)?;
+                    if let Err(e) = Self::next_change(&mut tx, message).await {
+                        return undo(tx, Err(e)).await;
+                    }
+                    // The chat's row is locked now: no other change of it runs until this one
+                    // ends, so what is read below stays true until the commit.
+                    let (deleted, mine, emoji_given, emojis) =
+                        sqlx::query_as::<_, (bool, bool, bool, i64)>(
+                            "SELECT \
+                               EXISTS (SELECT 1 FROM messages \
+                                       WHERE id = $1 AND deleted_at IS NOT NULL), \
+                               EXISTS (SELECT 1 FROM message_reactions \
+                                       WHERE message_id = $1 AND user_id = $2 AND emoji = $3), \
+                               EXISTS (SELECT 1 FROM message_reactions \
+                                       WHERE message_id = $1 AND emoji = $3), \
+                               (SELECT count(DISTINCT emoji) FROM message_reactions \
+                                WHERE message_id = $1)",
+                        )
+                        .bind(message.0)
+                        .bind(user.0)
+                        .bind(emoji.as_str())
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(Error::unexpected)?;
+                    if deleted {
+                        return undo(tx, Err(Error::MessageDeleted)).await;
+                    }
+                    if on == mine {
+                        return undo(tx, Ok(None)).await;
+                    }
+                    if on {
+                        let max = i64::try_from(max_emojis).unwrap_or(i64::MAX);
+                        if !emoji_given && emojis >= max {
+                            return undo(tx, Err(Error::TooManyReactions)).await;
+                        }
+                        let given = sqlx::query(
+                            "INSERT INTO message_reactions (message_id, user_id, emoji) \
+                             VALUES ($1, $2, $3)",
+                        )
+                        .bind(message.0)
+                        .bind(user.0)
+                        .bind(emoji.as_str())
+                        .execute(&mut *tx)
+                        .await;
+                        if let Err(e) = given {
+                            return undo(tx, Err(on_foreign_key(e, Error::UserNotFound))).await;
+                        }
+                    } else {
+                        sqlx::query(
+                            "DELETE FROM message_reactions \
+                             WHERE message_id = $1 AND user_id = $2 AND emoji = $3",
+                        )
+                        .bind(message.0)
+                        .bind(user.0)
+                        .bind(emoji.as_str())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(Error::unexpected)?;
+                    }
+                    self.commit_change(tx, message).await.map(Some)
                 }
             }
         };

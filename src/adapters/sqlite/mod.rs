@@ -59,7 +59,10 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
             // Whenever the log restarts, it is cut back to this size.
-            .pragma("journal_size_limit", WAL_LIMIT.to_string());
+            .pragma("journal_size_limit", WAL_LIMIT.to_string())
+            // The text of a deleted message is overwritten with zeros in the file, not left
+            // behind in a free page.
+            .pragma("secure_delete", "ON");
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let write = SqlitePoolOptions::new()
             .max_connections(1)

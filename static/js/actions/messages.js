@@ -100,11 +100,51 @@ export async function loadOlder() {
   S.emit('messages', { chatId: k, kind: added ? 'prepend' : 'status' });
 }
 
-/** Ask the server for whatever a loaded chat is missing, then its live messages. */
+/**
+ * Ask the server for whatever a loaded chat is missing, then its live messages; and for the
+ * messages changed (edited, deleted, reacted to) since the last change we saw, whose events
+ * may have been lost with the connection.
+ */
 function resumeChat(chatKey) {
   const cache = S.state.messages.get(chatKey);
   if (!cache?.loaded || cache.lastSeq == null) return;
   socket.sendResume(chatKey, cache.lastSeq);
+  catchUpChanges(chatKey, cache);
+}
+
+async function catchUpChanges(chatKey, cache) {
+  const pageSize = S.limit('max_history_page') || PAGE_SIZE;
+  try {
+    for (let n = 0; n < FILL_MAX_PAGES; n++) {
+      const page = await api.changes(chatKey, cache.lastChange, pageSize);
+      if (S.state.messages.get(chatKey) !== cache || !Array.isArray(page) || !page.length) return;
+      let changed = false;
+      for (const m of page) changed = S.patchMessage(cache, m.id, m) || changed;
+      if (changed) S.emit('messages', { chatId: chatKey, kind: 'status' });
+      if (page.length < pageSize) return;
+    }
+  } catch {
+    // The next connection asks again; live events keep coming meanwhile.
+  }
+}
+
+/**
+ * Page back until the message `id` is loaded (to show what a reply answers). Returns whether
+ * it is.
+ */
+export async function loadUntil(chatKey, id) {
+  for (let n = 0; n < 20; n++) {
+    const cache = S.state.messages.get(chatKey);
+    if (!cache) return false;
+    if (cache.ids.has(S.key(id))) return true;
+    if (!cache.hasMore) return false;
+    if (cache.loadingOlder) {
+      await new Promise((resolve) => { setTimeout(resolve, 100); });
+      continue;
+    }
+    await loadOlder();
+  }
+  return false;
 }
 
 /**
@@ -172,13 +212,20 @@ async function fillForward(chatKey, cache) {
 // refused for good), so they are stored in the order they were typed even when the server
 // drops a frame; messages of different chats do not wait for each other.
 
-/** Send a message to the open chat. Returns false when there is nothing (sendable) to send. */
-export function sendMessage(text) {
+/**
+ * Send a message to the open chat, answering `replyTo` (a message shown) when given. Returns
+ * false when there is nothing (sendable) to send.
+ */
+export function sendMessage(text, replyTo = null) {
   const k = S.state.activeChatId;
   const body = String(text || '').trim();
   const max = S.limit('max_message_chars');
   if (!k || !body || (max && charCount(body) > max)) return false;
-  queueOutgoing(k, body);
+  const quote = replyTo ? {
+    id: replyTo.id, user_id: replyTo.user_id, username: replyTo.username,
+    message: truncate(replyTo.message, 101), deleted: !!replyTo.deleted,
+  } : null;
+  queueOutgoing(k, body, quote);
   stopTyping();
   pump(k);
   S.emit('outbox', { chatId: k, added: true });
@@ -207,7 +254,8 @@ function pump(chatKey = null) {
 function transmit(item) {
   clearTimeout(item.timer);
   item.timer = 0;
-  item.inFlight = socket.ready && socket.sendMessage(item.chatId, item.text, item.clientId);
+  item.inFlight = socket.ready
+    && socket.sendMessage(item.chatId, item.text, item.clientId, item.quote?.id ?? null);
   if (!item.inFlight) {
     item.state = 'queued';
     return;
@@ -315,6 +363,8 @@ export function onAck(ev) {
     username: me.username,
     message: item.text,
     created_at: new Date().toISOString(),
+    reply_to: item.quote || undefined,
+    reactions: [],
     local: true, // the server's copy replaces it when it comes
   };
   const cache = S.state.messages.get(k);

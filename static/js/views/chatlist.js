@@ -138,7 +138,7 @@ function fillItem(btn, chat, k) {
     const who = S.isMe(m.user_id) ? 'You: ' : group ? `${m.username}: ` : '';
     preview = h('span', { class: 'ci-preview' },
       who ? h('span', { class: 'ci-who' }, who) : null,
-      firstLine(m.message));
+      m.deleted ? h('em', null, 'Message deleted') : firstLine(m.message));
   } else {
     preview = h('span', { class: 'ci-preview empty' }, group ? 'No messages yet' : 'Say hello');
   }

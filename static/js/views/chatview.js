@@ -1,6 +1,7 @@
 // views/chatview.js — The open conversation: header (title, presence or member count),
 // message history (day separators, sender grouping, seen receipts, pending bubbles,
-// infinite scroll upwards), typing line and composer.
+// infinite scroll upwards, replies, reactions, edited and deleted messages, the actions on
+// a message), typing line and composer (which also replies to and edits a message).
 
 import { $, h, avatar, colourIndex, icon, linkify, reconcile, finePointer } from '../dom.js';
 import {
@@ -23,10 +24,18 @@ let pendingNodes = new Map(); // outbox clientId -> element
 let emptyEl = null;
 let seenEl = null;
 let unseenBelow = 0;          // new messages that arrived while scrolled up
+let mode = null;              // the composer replies to or edits a message: {kind, m}
+let modeBar = null;           // the line above the composer that says which
+let pressTimer = 0;           // a long press on a message (touch) shows its actions
+
+const COMMON_EMOJI = ['👍', '❤️', '😂', '😮', '😢', '🎉'];
+const LONG_PRESS_MS = 500;
 
 /**
- * actions: { send(text) -> bool, composerChanged(hasText), loadOlder(), retryLoad(),
- *            retryPending(id), discardPending(id), back(), toggleMembers() }
+ * actions: { send(text, replyTo) -> bool, composerChanged(hasText), loadOlder(), retryLoad(),
+ *            retryPending(id), discardPending(id), edit(chat, id, text) -> Promise<bool>,
+ *            remove(chat, id), react(chat, id, emoji, on), recentEmoji() -> [emoji],
+ *            loadUntil(chat, id) -> Promise<bool>, back(), toggleMembers() }
  */
 export function initChatView(a) {
   actions = a;
@@ -59,6 +68,16 @@ export function initChatView(a) {
   });
   els.list.addEventListener('scroll', onScroll, { passive: true });
   els.list.addEventListener('click', onListClick);
+  els.list.addEventListener('pointerdown', onPointerDown);
+  for (const end of ['pointerup', 'pointercancel', 'pointerleave']) {
+    els.list.addEventListener(end, () => clearTimeout(pressTimer));
+  }
+  document.addEventListener('click', (e) => {
+    if (!e.target.closest?.('.react-picker, [data-action="react-picker"]')) closePickers();
+  });
+
+  modeBar = h('div', { class: 'composer-mode', testid: 'composer-mode', hidden: true });
+  els.form.before(modeBar);
 
   els.input.addEventListener('input', onInput);
   els.input.addEventListener('keydown', (e) => {
@@ -66,6 +85,15 @@ export function initChatView(a) {
     if (e.key === 'Enter' && !e.shiftKey && !e.altKey && !e.isComposing && e.keyCode !== 229) {
       e.preventDefault();
       submit();
+    } else if (e.key === 'Escape' && mode) {
+      e.preventDefault();
+      setMode(null);
+    } else if (e.key === 'ArrowUp' && !mode && !els.input.value && !e.isComposing) {
+      const last = lastOwnMessage();
+      if (last) {
+        e.preventDefault();
+        setMode('edit', last);
+      }
     }
   });
   els.form.addEventListener('submit', (e) => {
@@ -97,6 +125,7 @@ export function initChatView(a) {
 
 export function resetChatView() {
   currentKey = null;
+  setMode(null);
   clearHistory();
   els.input.value = '';
   autoGrow();
@@ -120,6 +149,7 @@ function onActive({ chatId, same }) {
     return;
   }
   currentKey = chatId;
+  setMode(null);
   clearHistory();
   if (!chatId) {
     els.chat.hidden = true;
@@ -261,7 +291,7 @@ function renderMessages(kind = 'status', { mine = false } = {}) {
     // Drawn again when the message object changed (the server's copy of one we sent).
     let entry = nodes.get(id);
     if (!entry || entry.m !== m) {
-      entry = { m, el: messageNode(m, group) };
+      entry = { m, el: messageNode(m, group, moderates(group)) };
       nodes.set(id, entry);
     }
     const node = entry.el;
@@ -364,12 +394,20 @@ function daySeparator(day, when) {
   return el;
 }
 
-function messageNode(m, group) {
+/** Whether we own the open group, and so may delete anyone's message in it. */
+function moderates(group) {
+  if (!group) return false;
+  const members = S.state.details.get(currentKey)?.members || [];
+  return members.some((x) => S.isMe(x.id) && x.role === 'owner');
+}
+
+function messageNode(m, group, owner = false) {
   const mine = S.isMe(m.user_id);
   const when = parseTime(m.created_at) || new Date();
+  const deleted = !!m.deleted;
   const text = String(m.message ?? '');
   const el = h('div', {
-    class: `msg ${mine ? 'mine' : 'theirs'}`,
+    class: `msg ${mine ? 'mine' : 'theirs'}${deleted ? ' deleted' : ''}`,
     testid: 'message',
     'data-message-id': String(m.id),
   });
@@ -384,14 +422,55 @@ function messageNode(m, group) {
   } else {
     col.append(h('span', { class: 'sr-only' }, `${m.username}: `));
   }
-  const bubble = h('div', { class: `bubble${JUMBO_RE.test(text) ? ' jumbo' : ''}` },
-    h('span', { class: 'msg-text', testid: 'message-text', dir: 'auto' }, linkify(text)),
+  const bubble = h('div', { class: `bubble${!deleted && JUMBO_RE.test(text) ? ' jumbo' : ''}` },
+    m.reply_to ? quoteNode(m.reply_to) : null,
+    deleted
+      ? h('span', { class: 'msg-text tombstone', testid: 'message-text' }, 'This message was deleted')
+      : h('span', { class: 'msg-text', testid: 'message-text', dir: 'auto' }, linkify(text)),
     h('span', { class: 'msg-meta' },
+      m.edited_at && !deleted
+        ? h('span', { class: 'msg-edited', testid: 'message-edited', title: `Edited ${fullDateTime(parseTime(m.edited_at) || when)}` }, 'edited')
+        : null,
       h('time', { datetime: m.created_at, title: fullDateTime(when) }, hhmm(when)),
       mine ? icon('check', 'meta-icon') : null));
   col.append(bubble);
+  const reactions = Array.isArray(m.reactions) ? m.reactions : [];
+  if (reactions.length && !deleted) {
+    col.append(h('div', { class: 'reactions', testid: 'reactions' }, reactions.map((r) => {
+      const byMe = (r.user_ids || []).some((u) => S.isMe(u));
+      return h('button', {
+        type: 'button',
+        class: `reaction-chip${byMe ? ' mine' : ''}`,
+        testid: 'reaction-chip',
+        'data-action': 'toggle-reaction',
+        'data-emoji': r.emoji,
+        'aria-pressed': String(byMe),
+        'aria-label': `${r.emoji} ${r.count}${byMe ? ', yours' : ''}`,
+      }, h('span', { class: 'reaction-emoji' }, r.emoji), h('span', { class: 'reaction-count' }, String(r.count)));
+    })));
+  }
+  if (!deleted && !m.local) {
+    const button = (action, name, label) => h('button', {
+      type: 'button', class: 'msg-action', 'data-action': action, testid: `action-${action}`, 'aria-label': label, title: label,
+    }, icon(name));
+    col.append(h('div', { class: 'msg-actions', testid: 'message-actions' },
+      button('reply', 'reply', 'Reply'),
+      button('react-picker', 'smile', 'React'),
+      mine ? button('edit', 'pencil', 'Edit') : null,
+      mine || owner ? button('delete', 'trash', 'Delete') : null));
+  }
   el.append(col);
   return el;
+}
+
+/** What a reply answers: who said it and how it began; clicking goes to it. */
+function quoteNode(q) {
+  return h('button', {
+    type: 'button', class: 'msg-quote', testid: 'message-quote', 'data-action': 'jump', 'data-target-id': String(q.id),
+  },
+  h('span', { class: `quote-name fg-${colourIndex(q.username)}` }, q.username),
+  h('span', { class: `quote-text${q.deleted ? ' tombstone' : ''}`, dir: 'auto' },
+    q.deleted ? 'Deleted message' : q.message));
 }
 
 function pendingNode(item) {
@@ -459,6 +538,133 @@ function onListClick(e) {
   if (action === 'retry-load') actions.retryLoad();
   else if (action === 'retry-send') actions.retryPending(btn.dataset.clientId);
   else if (action === 'discard-send') actions.discardPending(btn.dataset.clientId);
+  else if (action === 'jump') jumpTo(btn.dataset.targetId);
+  else onMessageAction(action, btn);
+}
+
+/** A button of a message: reply, react, edit, delete, or a reaction chip or picked emoji. */
+function onMessageAction(action, btn) {
+  const el = btn.closest('[data-message-id]');
+  const m = el && nodes.get(el.dataset.messageId)?.m;
+  if (!m || !currentKey) return;
+  const k = currentKey;
+  if (action === 'reply') setMode('reply', m);
+  else if (action === 'edit') setMode('edit', m);
+  else if (action === 'delete') {
+    // A second click within a few seconds deletes: no dialog to dismiss, no accident.
+    if (btn.dataset.confirm === 'yes') {
+      actions.remove(k, m.id);
+      return;
+    }
+    btn.dataset.confirm = 'yes';
+    btn.classList.add('confirm');
+    btn.setAttribute('aria-label', 'Delete for everyone? Click again');
+    btn.title = 'Click again to delete for everyone';
+    setTimeout(() => {
+      delete btn.dataset.confirm;
+      btn.classList.remove('confirm');
+      btn.setAttribute('aria-label', 'Delete');
+      btn.title = 'Delete';
+    }, 3000);
+  } else if (action === 'react-picker') togglePicker(el);
+  else if (action === 'pick-reaction' || action === 'toggle-reaction') {
+    const emoji = btn.dataset.emoji;
+    const mine = (m.reactions || []).some((r) => r.emoji === emoji && (r.user_ids || []).some((u) => S.isMe(u)));
+    closePickers();
+    actions.react(k, m.id, emoji, action === 'pick-reaction' ? true : !mine);
+  }
+}
+
+function togglePicker(el) {
+  const open = el.querySelector('.react-picker');
+  closePickers();
+  if (open) return;
+  const emoji = [...new Set([...actions.recentEmoji(), ...COMMON_EMOJI])].slice(0, 10);
+  el.querySelector('.msg-col').append(h('div', { class: 'react-picker', role: 'menu', testid: 'react-picker' },
+    emoji.map((e) => h('button', {
+      type: 'button', class: 'picker-emoji', role: 'menuitem', testid: 'picker-emoji', 'data-action': 'pick-reaction', 'data-emoji': e, 'aria-label': `React with ${e}`,
+    }, e))));
+  el.classList.add('picking');
+}
+
+function closePickers() {
+  for (const p of els.list.querySelectorAll('.react-picker')) {
+    p.closest('.msg')?.classList.remove('picking');
+    p.remove();
+  }
+}
+
+/** A long press on a message (touch) shows its actions, as hovering does with a mouse. */
+function onPointerDown(e) {
+  if (e.pointerType !== 'touch') return;
+  const el = e.target.closest('.msg[data-message-id]');
+  clearTimeout(pressTimer);
+  if (!el) return;
+  pressTimer = setTimeout(() => {
+    for (const other of els.list.querySelectorAll('.msg.show-actions')) other.classList.remove('show-actions');
+    el.classList.add('show-actions');
+  }, LONG_PRESS_MS);
+}
+
+/** Scroll to a message (what a reply answers), loading older history until it is there. */
+async function jumpTo(id) {
+  const k = currentKey;
+  if (!nodes.has(S.key(id)) && !(await actions.loadUntil(k, id))) return;
+  if (k !== currentKey) return;
+  requestAnimationFrame(() => {
+    const el = nodes.get(S.key(id))?.el;
+    if (!el?.isConnected) return;
+    el.scrollIntoView({ block: 'center' });
+    el.classList.remove('flash');
+    void el.offsetWidth; // restart the highlight
+    el.classList.add('flash');
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Replying and editing
+
+function lastOwnMessage() {
+  const items = S.state.messages.get(currentKey)?.items || [];
+  for (let i = items.length - 1; i >= 0; i--) {
+    if (S.isMe(items[i].user_id) && !items[i].deleted && !items[i].local) return items[i];
+  }
+  return null;
+}
+
+/** The composer replies to or edits `m` (kind 'reply' | 'edit'), or neither (null). */
+function setMode(kind, m = null) {
+  const was = mode;
+  mode = kind ? { kind, m } : null;
+  if (!modeBar) return;
+  if (was?.kind === 'edit' && els.input) {
+    els.input.value = currentKey ? S.state.drafts.get(currentKey) || '' : '';
+  }
+  if (!mode) {
+    modeBar.hidden = true;
+    modeBar.replaceChildren();
+    if (els.input) {
+      autoGrow();
+      updateComposer();
+    }
+    return;
+  }
+  const label = kind === 'edit' ? 'Editing your message' : `Replying to ${m.username}`;
+  modeBar.replaceChildren(
+    icon(kind === 'edit' ? 'pencil' : 'reply', 'mode-icon'),
+    h('div', { class: 'mode-text' },
+      h('span', { class: 'mode-label' }, label),
+      h('span', { class: 'mode-quote', dir: 'auto' }, String(m.message ?? ''))),
+    h('button', {
+      type: 'button', class: 'icon-btn mode-cancel', testid: 'composer-mode-cancel', 'aria-label': 'Cancel', title: 'Cancel (Esc)',
+      onclick: () => { setMode(null); els.input.focus(); },
+    }, icon('x')));
+  modeBar.dataset.kind = kind;
+  modeBar.hidden = false;
+  if (kind === 'edit') els.input.value = String(m.message ?? '');
+  autoGrow();
+  updateComposer();
+  els.input.focus({ preventScroll: true });
 }
 
 // ---------------------------------------------------------------------------
@@ -467,7 +673,7 @@ function onListClick(e) {
 function onInput() {
   autoGrow();
   updateComposer();
-  if (currentKey) S.setDraft(currentKey, els.input.value);
+  if (currentKey && mode?.kind !== 'edit') S.setDraft(currentKey, els.input.value);
   actions.composerChanged(els.input.value.trim().length > 0);
 }
 
@@ -496,7 +702,15 @@ function submit() {
   const text = els.input.value;
   const n = charCount(text.trim());
   if (!n || n > maxChars()) return;
-  if (!actions.send(text)) return;
+  if (mode?.kind === 'edit') {
+    const { m } = mode;
+    if (text.trim() !== String(m.message ?? '').trim()) actions.edit(currentKey, m.id, text);
+    setMode(null);
+    els.input.focus({ preventScroll: true });
+    return;
+  }
+  if (!actions.send(text, mode?.kind === 'reply' ? mode.m : null)) return;
+  setMode(null);
   els.input.value = '';
   if (currentKey) S.setDraft(currentKey, '');
   autoGrow();
