@@ -59,6 +59,20 @@ pub fn generous(config: &mut Config) {
     config.max_hashes_in_flight = 0;
 }
 
+/// A new, empty database of `backend`: its URL, and the temp dir that holds it (SQLite), which
+/// lives as long as the returned guard.
+async fn fresh_database(backend: Backend) -> (String, Option<Arc<tempfile::TempDir>>) {
+    match backend {
+        Backend::Memory => ("memory://".to_owned(), None),
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let url = format!("sqlite://{}", dir.path().join("parley.db").display());
+            (url, Some(Arc::new(dir)))
+        }
+        Backend::Postgres => (super::postgres::fresh_database_url().await, None),
+    }
+}
+
 /// Which storage a test server runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -95,15 +109,7 @@ impl TestApp {
         configure: impl FnOnce(&mut Config),
         hasher: Arc<dyn PasswordHasher>,
     ) -> Self {
-        let (db_url, dir) = match backend {
-            Backend::Memory => ("memory://".to_owned(), None),
-            Backend::Sqlite => {
-                let dir = tempfile::tempdir().expect("temp dir");
-                let url = format!("sqlite://{}", dir.path().join("parley.db").display());
-                (url, Some(Arc::new(dir)))
-            }
-            Backend::Postgres => (super::postgres::fresh_database_url().await, None),
-        };
+        let (db_url, dir) = fresh_database(backend).await;
         let mut config = config(&db_url, "127.0.0.1:0".parse().unwrap());
         configure(&mut config);
         Self::start(config, dir, hasher).await
@@ -150,21 +156,11 @@ impl TestApp {
         configure: impl FnOnce(&mut Config),
         build: impl FnOnce(parley::app::AppBuilder) -> parley::app::AppBuilder,
     ) -> Self {
-        let (db_url, dir) = match backend {
-            Backend::Memory => ("memory://".to_owned(), None),
-            Backend::Sqlite => {
-                let dir = tempfile::tempdir().expect("temp dir");
-                let url = format!("sqlite://{}", dir.path().join("parley.db").display());
-                (url, Some(Arc::new(dir)))
-            }
-            Backend::Postgres => (super::postgres::fresh_database_url().await, None),
-        };
+        let (db_url, dir) = fresh_database(backend).await;
         let mut config = config(&db_url, "127.0.0.1:0".parse().unwrap());
         configure(&mut config);
         let backing = Backing::open(&config).await.expect("open storage");
-        let builder = App::builder(config)
-            .backing(backing)
-            .hasher(Arc::new(Argon2Hasher::with_params(512, 1, 1)));
+        let builder = App::builder(config).backing(backing).hasher(cheap_hasher());
         let app = build(builder).build().await.expect("build app");
         Self::run(app, &db_url, dir)
     }

@@ -40,6 +40,15 @@ macro_rules! user_columns {
 }
 pub(crate) use user_columns;
 
+/// What an update of one user by id did: `UserNotFound` when it touched no row.
+pub(crate) fn user_updated(rows: u64) -> crate::domain::error::Result<()> {
+    if rows == 0 {
+        Err(crate::domain::Error::UserNotFound)
+    } else {
+        Ok(())
+    }
+}
+
 /// Implements [`UserRepo`](crate::ports::UserRepo) for `$store` over `$db`.
 macro_rules! user_repo {
     ($store:ty, $db:ty) => {
@@ -47,7 +56,7 @@ macro_rules! user_repo {
             use async_trait::async_trait;
             use chrono::{DateTime, Utc};
 
-            use $crate::adapters::sql::users::{UserRow, user_columns};
+            use $crate::adapters::sql::users::{UserRow, user_columns, user_updated};
             use $crate::adapters::sql::{on_unique_violation, only_row};
             use $crate::domain::error::{Error, Result};
             use $crate::domain::{NewUser, User, UserId};
@@ -133,16 +142,14 @@ macro_rules! user_repo {
                 }
 
                 async fn set_password_hash(&self, id: UserId, password_hash: &str) -> Result<()> {
-                    let done = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+                    let sql = "UPDATE users SET password_hash = $1 WHERE id = $2";
+                    let done = sqlx::query(sql)
                         .bind(password_hash)
                         .bind(id.0)
                         .execute(&self.write)
                         .await
                         .map_err(Error::unexpected)?;
-                    if done.rows_affected() == 0 {
-                        return Err(Error::UserNotFound);
-                    }
-                    Ok(())
+                    user_updated(done.rows_affected())
                 }
 
                 async fn set_disabled(&self, id: UserId, disabled: bool) -> Result<()> {
@@ -152,10 +159,7 @@ macro_rules! user_repo {
                         .execute(&self.write)
                         .await
                         .map_err(Error::unexpected)?;
-                    if done.rows_affected() == 0 {
-                        return Err(Error::UserNotFound);
-                    }
-                    Ok(())
+                    user_updated(done.rows_affected())
                 }
 
                 async fn touch_last_seen(&self, id: UserId, at: DateTime<Utc>) -> Result<()> {
