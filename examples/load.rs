@@ -8,12 +8,13 @@
 //! target/release/examples/load p50    [DB] [--rate 400] [--users 14] [--secs 10]
 //! target/release/examples/load fanout [DB] [--rates 250,500,1000] [--secs 5] [--members 100]
 //! target/release/examples/load idle   [DB] [--sockets 9000]
-//! target/release/examples/load logins [DB] [--storm 32] [--admission off]
+//! target/release/examples/load logins [DB] [--storm 32] [--admission off] [--hash-wait-ms 1000]
 //! target/release/examples/load chart  --out docs/load.svg RECORD...
 //! ```
 //! The server runs with the rate limits, the per-user socket cap and the admission of password
 //! hashes lifted; `logins` keeps the admission at the server's defaults (two hashes per
-//! address, sixteen in all) unless given `--admission off`.
+//! address, sixteen in all, waiting up to a second for a place) unless given `--admission off`;
+//! `--hash-wait-ms 0` refuses at once instead of waiting.
 //! `sweep`, `p50` and `fanout` also take `--record FILE` (append one line per step to FILE)
 //! and `--label NAME` (the series the line belongs to; the backend's name by default).
 //! `chart` reads such files, takes the median of each figure over the runs of one series at
@@ -41,7 +42,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
 use sqlx::Connection as _;
-use support::{Server, Ws, pct, ticks_per_second};
+use support::{Scratch, Server, Ws, pct, ticks_per_second};
 use tokio_tungstenite::tungstenite::Message;
 
 /// How long after the end of a step a message may still arrive.
@@ -58,6 +59,7 @@ struct Args {
     sockets: usize,
     storm: usize,
     admission: bool,
+    hash_wait_ms: String,
     record: Option<String>,
     label: Option<String>,
     out: Option<String>,
@@ -82,6 +84,7 @@ fn args() -> Args {
         sockets: 9000,
         storm: 32,
         admission: true,
+        hash_wait_ms: "1000".into(),
         record: None,
         label: None,
         out: None,
@@ -104,6 +107,7 @@ fn args() -> Args {
             "--sockets" => args.sockets = value("--sockets").parse().expect("a number"),
             "--storm" => args.storm = value("--storm").parse().expect("a number"),
             "--admission" => args.admission = value("--admission") != "off",
+            "--hash-wait-ms" => args.hash_wait_ms = value("--hash-wait-ms"),
             "--record" => args.record = Some(value("--record")),
             "--label" => args.label = Some(value("--label")),
             "--out" => args.out = Some(value("--out")),
@@ -141,6 +145,7 @@ async fn main() {
         env.extend([
             ("PARLEY_MAX_HASHES_PER_ADDRESS", "2"),
             ("PARLEY_MAX_HASHES_IN_FLIGHT", "16"),
+            ("PARLEY_MAX_HASH_WAIT_MS", args.hash_wait_ms.as_str()),
         ]);
     }
     let server = Server::start(&scratch.url, &env).await;
@@ -177,55 +182,7 @@ fn raise_open_files_limit() {
     }
 }
 
-/// The database a run uses: for PostgreSQL a new database in the cluster named, dropped at
-/// the end, so every run starts empty.
-struct Scratch {
-    url: String,
-    admin: Option<(String, String)>,
-}
-
 impl Scratch {
-    async fn new(db: &str) -> Self {
-        if !db.starts_with("postgres") {
-            return Self {
-                url: db.to_owned(),
-                admin: None,
-            };
-        }
-        let name = format!(
-            "parley_load_{}_{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_millis()
-        );
-        let mut conn = sqlx::PgConnection::connect(db).await.unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        let _ = conn.close().await;
-        let mut url = reqwest::Url::parse(db).unwrap();
-        url.set_path(&name);
-        Self {
-            url: url.to_string(),
-            admin: Some((db.to_owned(), name)),
-        }
-    }
-
-    async fn drop_database(&mut self) {
-        if let Some((admin, name)) = self.admin.take()
-            && let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await
-        {
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-            )))
-            .execute(&mut conn)
-            .await;
-        }
-    }
-
     /// PostgreSQL's counters of the whole cluster: (WAL fsyncs, commits in this database).
     async fn pg_counters(&self) -> Option<(i64, i64)> {
         let conn = sqlx::PgConnection::connect(&self.url).await.ok();

@@ -21,14 +21,15 @@ use crate::adapters::http::registry::Registry;
 use crate::adapters::http::{self, HttpState};
 use crate::adapters::jwt::JwtTokens;
 use crate::adapters::memory::MemoryStore;
-use crate::adapters::postgres::{PgPresence, PgStore};
+use crate::adapters::postgres::{PgLoginFailures, PgPresence, PgRateWindows, PgStore};
 use crate::adapters::presence::LocalPresence;
+use crate::adapters::redis::{Redis, RedisBus, RedisLoginFailures, RedisPresence, RedisWindows};
 use crate::adapters::sqlite::SqliteStore;
 use crate::adapters::throttle::{LocalHashAdmission, LocalLoginFailures};
 use crate::config::{Config, Database};
 use crate::ports::{
     ChatRepo, Clock, EventBus, HashAdmission, LoginFailures, MessageRepo, PasswordHasher,
-    PresenceTracker, SessionRepo, StorageProbe, TokenService, UserRepo,
+    PresenceTracker, RateWindows, SessionRepo, StorageProbe, TokenService, UserRepo,
 };
 use crate::services::{
     AdminService, AuthService, ChatService, Limits, LoginLimits, MembershipService, MessageService,
@@ -117,6 +118,11 @@ pub struct Backing {
     pub storage: Storage,
     pub bus: Arc<dyn EventBus>,
     pub presence: Arc<dyn PresenceTracker>,
+    /// Failed logins counted with every instance, when the engine can; otherwise each
+    /// instance counts its own.
+    pub login_failures: Option<Arc<dyn LoginFailures>>,
+    /// Windows of the HTTP rate limits counted with every instance, when the engine can.
+    pub windows: Option<Arc<dyn RateWindows>>,
 }
 
 impl Backing {
@@ -131,15 +137,27 @@ impl Backing {
         Self::open_with_bus(config, true).await
     }
 
-    /// [`Backing::open`], starting the PostgreSQL bus only when `pg_bus` is set (a caller
+    /// [`Backing::open`], starting the shared bus only when `shared_bus` is set (a caller
     /// that brings its own bus needs none); without it the bus is in-process.
-    async fn open_with_bus(config: &Config, pg_bus: bool) -> anyhow::Result<Self> {
-        Ok(match config.database()? {
+    async fn open_with_bus(config: &Config, shared_bus: bool) -> anyhow::Result<Self> {
+        let database = config.database()?;
+        if config.redis_url.is_some() && !matches!(database, Database::Postgres(_)) {
+            anyhow::bail!(
+                "redis_url: Redis ties instances together over one PostgreSQL database; \
+                 set DATABASE_URL to a postgres:// URL, or unset PARLEY_REDIS_URL"
+            );
+        }
+        Ok(match database {
             Database::Postgres(url) => {
                 let store = PgStore::connect(&url, config.db_max_connections)
                     .await
                     .context("cannot open the PostgreSQL database")?;
-                let bus: Arc<dyn EventBus> = if pg_bus {
+                let lease = Duration::from_secs(config.presence_lease_seconds.max(1));
+                if let Some(redis_url) = &config.redis_url {
+                    return Self::over_redis(config, redis_url.expose(), store, shared_bus, lease)
+                        .await;
+                }
+                let bus: Arc<dyn EventBus> = if shared_bus {
                     Arc::new(
                         PgBus::start(store.pool().clone())
                             .await
@@ -148,16 +166,16 @@ impl Backing {
                 } else {
                     Arc::new(LocalBus::default())
                 };
-                let presence = PgPresence::start(
-                    store.pool().clone(),
-                    Duration::from_secs(config.presence_lease_seconds.max(1)),
-                )
-                .await
-                .context("cannot take a presence lease on PostgreSQL")?;
+                let presence = PgPresence::start(store.pool().clone(), lease)
+                    .await
+                    .context("cannot take a presence lease on PostgreSQL")?;
+                let pool = store.pool().clone();
                 Self {
                     storage: Storage::from_store(store),
                     bus,
                     presence,
+                    login_failures: Some(Arc::new(PgLoginFailures::new(pool.clone()))),
+                    windows: Some(Arc::new(PgRateWindows::new(pool))),
                 }
             }
             Database::Sqlite(url) => {
@@ -174,12 +192,46 @@ impl Backing {
         })
     }
 
+    /// PostgreSQL as the store, and Redis for what ties instances together.
+    async fn over_redis(
+        config: &Config,
+        url: &str,
+        store: PgStore,
+        shared_bus: bool,
+        lease: Duration,
+    ) -> anyhow::Result<Self> {
+        let redis = Redis::connect(url, &config.redis_prefix)
+            .await
+            .context("cannot connect to Redis (PARLEY_REDIS_URL)")?;
+        let bus: Arc<dyn EventBus> = if shared_bus {
+            Arc::new(
+                RedisBus::start(&redis, store.pool().clone())
+                    .await
+                    .context("cannot read events from Redis")?,
+            )
+        } else {
+            Arc::new(LocalBus::default())
+        };
+        let presence = RedisPresence::start(&redis, lease)
+            .await
+            .context("cannot take a presence lease on Redis")?;
+        Ok(Self {
+            storage: Storage::from_store(store),
+            bus,
+            presence,
+            login_failures: Some(Arc::new(RedisLoginFailures::new(&redis))),
+            windows: Some(Arc::new(RedisWindows::new(&redis))),
+        })
+    }
+
     /// `storage` with an in-process bus and presence.
     pub fn local(storage: Storage) -> Self {
         Self {
             storage,
             bus: Arc::new(LocalBus::default()),
             presence: Arc::new(LocalPresence::new()),
+            login_failures: None,
+            windows: None,
         }
     }
 }
@@ -223,6 +275,7 @@ impl App {
             presence: None,
             login_failures: None,
             hash_admission: None,
+            windows: None,
         }
     }
 
@@ -282,6 +335,7 @@ pub struct AppBuilder {
     presence: Option<Arc<dyn PresenceTracker>>,
     login_failures: Option<Arc<dyn LoginFailures>>,
     hash_admission: Option<Arc<dyn HashAdmission>>,
+    windows: Option<Arc<dyn RateWindows>>,
 }
 
 impl AppBuilder {
@@ -298,8 +352,13 @@ impl AppBuilder {
         self
     }
 
-    /// Storage, bus and presence together, as [`Backing::open`] makes them.
-    pub fn backing(self, backing: Backing) -> Self {
+    /// Storage, bus and presence together, as [`Backing::open`] makes them, with the
+    /// shared counters of failed logins and rate limits when the backing has them.
+    pub fn backing(mut self, backing: Backing) -> Self {
+        if let Some(failures) = backing.login_failures {
+            self.login_failures = Some(failures);
+        }
+        self.windows = backing.windows.or(self.windows);
         self.storage(backing.storage)
             .bus(backing.bus)
             .presence(backing.presence)
@@ -343,6 +402,13 @@ impl AppBuilder {
         self
     }
 
+    /// Where the windows of the HTTP rate limits are counted when every instance must count
+    /// them together; in this process by default (or as [`Backing::open`] chose).
+    pub fn rate_windows(mut self, windows: Arc<dyn RateWindows>) -> Self {
+        self.windows = Some(windows);
+        self
+    }
+
     /// Where password hashes are admitted (so many per address, so many in all); counted in
     /// this process by default.
     pub fn hash_admission(mut self, admission: Arc<dyn HashAdmission>) -> Self {
@@ -365,8 +431,9 @@ impl AppBuilder {
             clock,
             limits,
             presence,
-            login_failures,
+            mut login_failures,
             hash_admission,
+            mut windows,
         } = self;
         let (storage, bus, presence) = match (storage, bus) {
             (Some(storage), Some(bus)) => (storage, bus, presence),
@@ -378,6 +445,8 @@ impl AppBuilder {
             (None, bus) => {
                 tracing::info!(database = %config.database()?.describe(), "opening storage");
                 let opened = Backing::open_with_bus(&config, bus.is_none()).await?;
+                login_failures = login_failures.or(opened.login_failures);
+                windows = windows.or(opened.windows);
                 (
                     opened.storage,
                     bus.unwrap_or(opened.bus),
@@ -418,6 +487,7 @@ impl AppBuilder {
                 address_window: chrono::Duration::hours(1),
                 hashes_per_address: config.max_hashes_per_address as usize,
                 hashes_in_flight: config.max_hashes_in_flight as usize,
+                hash_wait: std::time::Duration::from_millis(config.max_hash_wait_ms),
                 ..LoginLimits::default()
             },
         )
@@ -486,6 +556,7 @@ impl AppBuilder {
                 sends_per_second_per_user: config.ws_frames_per_second,
             },
             budget: SendBudget::new(config.ws_frames_per_second),
+            shared_windows: windows,
             client_address_header: config
                 .client_address_header
                 .as_deref()

@@ -57,6 +57,9 @@ pub struct Config {
     pub max_hashes_per_address: u32,
     /// Password hashes admitted at once over all addresses; 0 for no limit.
     pub max_hashes_in_flight: u32,
+    /// How long, in milliseconds, a login or registration waits for a place among the
+    /// admitted password hashes before it is refused; 0 refuses at once.
+    pub max_hash_wait_ms: u64,
     /// HTTP requests one user may make per minute; 0 for no limit.
     pub requests_per_minute_per_user: u32,
     /// HTTP requests one client address may make per minute; 0 for no limit.
@@ -73,6 +76,12 @@ pub struct Config {
     /// On PostgreSQL, how long an instance that stops without a goodbye keeps its users
     /// online for the other instances, in seconds.
     pub presence_lease_seconds: u64,
+    /// `redis://[:password@]host[:port][/db]`: Redis as the engine between instances (event
+    /// bus, presence, failed logins and rate limits), with PostgreSQL still the store. Unset:
+    /// PostgreSQL alone ties instances together.
+    pub redis_url: Option<Secret>,
+    /// What every key Parley keeps in Redis starts with, so deployments can share one.
+    pub redis_prefix: String,
     /// The URL people reach this server at (e.g. `https://chat.example.com`); its origin is
     /// allowed, and an https one makes the session cookie Secure.
     pub public_url: Option<String>,
@@ -122,6 +131,7 @@ impl Default for Config {
             login_failures_per_address_per_hour: 60,
             max_hashes_per_address: 2,
             max_hashes_in_flight: 16,
+            max_hash_wait_ms: 1000,
             requests_per_minute_per_user: 600,
             requests_per_minute_per_address: 1200,
             registrations_per_address_per_hour: 20,
@@ -129,6 +139,8 @@ impl Default for Config {
             resume_max_messages: 1000,
             max_sockets_per_user: 20,
             presence_lease_seconds: 30,
+            redis_url: None,
+            redis_prefix: "parley".into(),
             public_url: None,
             allowed_origins: String::new(),
             cookie_secure: None,
@@ -174,6 +186,8 @@ impl fmt::Debug for Config {
             .field("sqlite_synchronous", &self.sqlite_synchronous)
             .field("max_message_chars", &self.max_message_chars)
             .field("edit_window_seconds", &self.edit_window_seconds)
+            .field("redis_url", &self.redis_url)
+            .field("redis_prefix", &self.redis_prefix)
             .field("public_url", &self.public_url)
             .field("allowed_origins", &self.allowed_origins)
             .field("client_address_header", &self.client_address_header)

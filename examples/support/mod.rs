@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use sqlx::Connection as _;
 use tokio::net::TcpStream;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -232,4 +233,54 @@ pub fn ticks_per_second() -> u64 {
     // SAFETY: sysconf has no preconditions.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     u64::try_from(ticks).unwrap_or(100)
+}
+
+/// The database a run uses: for PostgreSQL a new database in the cluster named, dropped at
+/// the end, so every run starts empty.
+pub struct Scratch {
+    pub url: String,
+    admin: Option<(String, String)>,
+}
+
+impl Scratch {
+    pub async fn new(db: &str) -> Self {
+        if !db.starts_with("postgres") {
+            return Self {
+                url: db.to_owned(),
+                admin: None,
+            };
+        }
+        let name = format!(
+            "parley_load_{}_{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis()
+        );
+        let mut conn = sqlx::PgConnection::connect(db).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let _ = conn.close().await;
+        let mut url = reqwest::Url::parse(db).unwrap();
+        url.set_path(&name);
+        Self {
+            url: url.to_string(),
+            admin: Some((db.to_owned(), name)),
+        }
+    }
+
+    pub async fn drop_database(&mut self) {
+        if let Some((admin, name)) = self.admin.take()
+            && let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await
+        {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )))
+            .execute(&mut conn)
+            .await;
+        }
+    }
 }

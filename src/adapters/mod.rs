@@ -9,6 +9,7 @@ pub mod memory;
 pub mod metrics;
 pub mod postgres;
 pub mod presence;
+pub mod redis;
 mod sql;
 pub mod sqlite;
 pub mod throttle;

@@ -6,6 +6,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
+use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use crate::domain::error::Result;
 use crate::ports::{FailureKey, Failures, HashAdmission, HashPermit, LoginFailures};
@@ -56,10 +58,12 @@ impl LoginFailures for LocalLoginFailures {
     }
 }
 
-/// Hashes admitted in this process: a count per address and one in all.
+/// Hashes admitted in this process: a count per address and one in all. A hash that finds no
+/// place waits for one to be given back, up to the wait it was allowed.
 #[derive(Debug, Default, Clone)]
 pub struct LocalHashAdmission {
     held: Arc<Mutex<Held>>,
+    freed: Arc<Notify>,
 }
 
 #[derive(Debug, Default)]
@@ -76,11 +80,27 @@ impl LocalHashAdmission {
     fn held(&self) -> MutexGuard<'_, Held> {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    fn try_admit(&self, address: IpAddr, per_address: usize, total: usize) -> Option<HashPermit> {
+        let mut held = self.held();
+        let mine = held.by_address.get(&address).copied().unwrap_or(0);
+        if (per_address > 0 && mine >= per_address) || (total > 0 && held.total >= total) {
+            return None;
+        }
+        held.total += 1;
+        *held.by_address.entry(address).or_default() += 1;
+        Some(HashPermit::new(Place {
+            held: self.held.clone(),
+            freed: self.freed.clone(),
+            address,
+        }))
+    }
 }
 
-/// Gives back its place when dropped.
+/// Gives back its place when dropped, and wakes whoever waits for one.
 struct Place {
     held: Arc<Mutex<Held>>,
+    freed: Arc<Notify>,
     address: IpAddr,
 }
 
@@ -94,22 +114,33 @@ impl Drop for Place {
                 held.by_address.remove(&self.address);
             }
         }
+        drop(held);
+        self.freed.notify_waiters();
     }
 }
 
+#[async_trait]
 impl HashAdmission for LocalHashAdmission {
-    fn admit(&self, address: IpAddr, per_address: usize, total: usize) -> Option<HashPermit> {
-        let mut held = self.held();
-        let mine = held.by_address.get(&address).copied().unwrap_or(0);
-        if (per_address > 0 && mine >= per_address) || (total > 0 && held.total >= total) {
-            return None;
+    async fn admit(
+        &self,
+        address: IpAddr,
+        per_address: usize,
+        total: usize,
+        wait: std::time::Duration,
+    ) -> Option<HashPermit> {
+        let deadline = Instant::now() + wait;
+        loop {
+            // Registered before looking, so that a place given back in between still wakes us.
+            let freed = self.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            if let Some(permit) = self.try_admit(address, per_address, total) {
+                return Some(permit);
+            }
+            if tokio::time::timeout_at(deadline, freed).await.is_err() {
+                return None;
+            }
         }
-        held.total += 1;
-        *held.by_address.entry(address).or_default() += 1;
-        Some(HashPermit::new(Place {
-            held: self.held.clone(),
-            address,
-        }))
     }
 }
 
@@ -165,21 +196,52 @@ mod tests {
         assert_eq!(f.get(&ann, until).await.unwrap(), None);
     }
 
-    #[test]
-    fn admission_caps_each_address_and_the_total_and_frees_places_on_drop() {
+    const AT_ONCE: std::time::Duration = std::time::Duration::ZERO;
+
+    #[tokio::test]
+    async fn admission_caps_each_address_and_the_total_and_frees_places_on_drop() {
         let gate = LocalHashAdmission::new();
         let a = IpAddr::from([127, 0, 0, 2]);
         let b = IpAddr::from([127, 0, 0, 3]);
         let c = IpAddr::from([127, 0, 0, 4]);
-        let first = gate.admit(a, 2, 3).expect("a's first");
-        let second = gate.admit(a, 2, 3).expect("a's second");
-        assert!(gate.admit(a, 2, 3).is_none(), "a holds its two");
-        let third = gate.admit(b, 2, 3).expect("b is another address");
-        assert!(gate.admit(c, 2, 3).is_none(), "three in all");
+        let admit = |address, per, total| gate.admit(address, per, total, AT_ONCE);
+        let first = admit(a, 2, 3).await.expect("a's first");
+        let second = admit(a, 2, 3).await.expect("a's second");
+        assert!(admit(a, 2, 3).await.is_none(), "a holds its two");
+        let third = admit(b, 2, 3).await.expect("b is another address");
+        assert!(admit(c, 2, 3).await.is_none(), "three in all");
         drop(first);
-        assert!(gate.admit(c, 2, 3).is_some(), "a place was freed");
+        assert!(admit(c, 2, 3).await.is_some(), "a place was freed");
         drop((second, third));
-        let many: Vec<_> = (0..50).map(|_| gate.admit(a, 0, 0)).collect();
-        assert!(many.iter().all(Option::is_some), "0 is no limit");
+        let mut many = Vec::new();
+        for _ in 0..50 {
+            many.push(admit(a, 0, 0).await.expect("0 is no limit"));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hash_waits_for_a_place_up_to_its_wait_and_no_longer() {
+        let gate = LocalHashAdmission::new();
+        let a = IpAddr::from([127, 0, 0, 2]);
+        let second = std::time::Duration::from_secs(1);
+        let held = gate.admit(a, 1, 0, AT_ONCE).await.expect("the first");
+        let started = Instant::now();
+        assert!(
+            gate.admit(a, 1, 0, second).await.is_none(),
+            "no place freed"
+        );
+        assert_eq!(started.elapsed(), second, "it waited the whole second");
+        let waiting = tokio::spawn({
+            let gate = gate.clone();
+            async move { gate.admit(a, 1, 0, second).await.is_some() }
+        });
+        tokio::time::sleep(second / 4).await;
+        let freed_at = Instant::now();
+        drop(held);
+        assert!(
+            waiting.await.unwrap(),
+            "admitted when the place was given back"
+        );
+        assert_eq!(freed_at.elapsed(), std::time::Duration::ZERO, "at once");
     }
 }

@@ -29,9 +29,11 @@ use crate::domain::{
 #[cfg(any(test, feature = "mocks"))]
 pub use presence::MockPresenceTracker;
 pub use presence::PresenceTracker;
-pub use throttle::{Account, FailureKey, Failures, HashAdmission, HashPermit, LoginFailures};
+pub use throttle::{
+    Account, FailureKey, Failures, HashAdmission, HashPermit, LoginFailures, RateWindows, Window,
+};
 #[cfg(any(test, feature = "mocks"))]
-pub use throttle::{MockHashAdmission, MockLoginFailures};
+pub use throttle::{MockHashAdmission, MockLoginFailures, MockRateWindows};
 
 /// Where users are kept.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]

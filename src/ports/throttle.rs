@@ -26,6 +26,26 @@ pub enum FailureKey {
     Address(IpAddr),
 }
 
+/// The key as text, the same on every instance, for a counter kept outside the process:
+/// `198.51.100.7` for an address, `198.51.100.7:u:42` for an address trying user 42 and
+/// `198.51.100.7:n:name` for one trying a name that is nobody's. An address never holds an
+/// `n` or a `u`, so no two keys read alike.
+impl std::fmt::Display for FailureKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Address(address) => write!(f, "{address}"),
+            Self::Attempt {
+                address,
+                account: Account::User(user),
+            } => write!(f, "{address}:u:{}", user.0),
+            Self::Attempt {
+                address,
+                account: Account::Unknown(name),
+            } => write!(f, "{address}:n:{name}"),
+        }
+    }
+}
+
 /// The failures counted under one key within its window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Failures {
@@ -64,6 +84,29 @@ pub trait LoginFailures: Send + Sync + 'static {
     async fn clear(&self, key: &FailureKey) -> Result<()>;
 }
 
+/// One window of a rate limit, after a request was counted in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// Requests counted in this window, the latest included.
+    pub count: u64,
+    /// When the window closes, as a Unix time in whole seconds (rounded up).
+    pub reset: i64,
+}
+
+/// Counts requests in fixed windows, per limit and key, where every instance counts them: the
+/// HTTP rate limits hold across instances when one is given. The limiter decides what is too
+/// many; this only counts.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait RateWindows: Send + Sync + 'static {
+    /// Counts one request of `key` against the limit named `limit`, in windows of `period`
+    /// that open at the first request after the last one closed.
+    ///
+    /// # Errors
+    /// `Unexpected` when the shared counter cannot be reached.
+    async fn hit(&self, limit: &str, key: &str, period: std::time::Duration) -> Result<Window>;
+}
+
 /// A place among the password hashes admitted; the place is free again when this is dropped.
 pub struct HashPermit(#[allow(dead_code)] Box<dyn Send + Sync>);
 
@@ -81,11 +124,21 @@ impl std::fmt::Debug for HashPermit {
 }
 
 /// Admits password hashes (each tens of milliseconds of CPU) so that one address cannot fill
-/// the queue for everyone: a hash is admitted, or refused at once, never left to wait behind
-/// an unbounded queue. Admission is about this process's CPU, so it is counted per process.
+/// the queue for everyone: a hash waits a bounded time for a place, or is refused, never left
+/// to wait behind an unbounded queue. Admission is about this process's CPU, so it is counted
+/// per process.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
 pub trait HashAdmission: Send + Sync + 'static {
-    /// A permit to hash a password for `address`, or `None` when `address` already holds
-    /// `per_address` permits or `total` are held over all addresses. A limit of 0 is none.
-    fn admit(&self, address: IpAddr, per_address: usize, total: usize) -> Option<HashPermit>;
+    /// A permit to hash a password for `address`, once `address` holds fewer than
+    /// `per_address` permits and fewer than `total` are held over all addresses; `None` when
+    /// no such place frees up within `wait` (at once when `wait` is zero). A limit of 0 is
+    /// none.
+    async fn admit(
+        &self,
+        address: IpAddr,
+        per_address: usize,
+        total: usize,
+        wait: std::time::Duration,
+    ) -> Option<HashPermit>;
 }

@@ -39,6 +39,9 @@ pub struct LoginLimits {
     pub hashes_per_address: usize,
     /// Password hashes admitted at once over all addresses, running or waiting; 0 for no limit.
     pub hashes_in_flight: usize,
+    /// How long a login or registration waits for a place among the admitted hashes before
+    /// it is refused; zero refuses at once.
+    pub hash_wait: std::time::Duration,
 }
 
 impl Default for LoginLimits {
@@ -52,6 +55,7 @@ impl Default for LoginLimits {
             address_window: Duration::hours(1),
             hashes_per_address: 2,
             hashes_in_flight: 16,
+            hash_wait: std::time::Duration::from_secs(1),
         }
     }
 }
@@ -147,16 +151,20 @@ impl AuthService {
         self.limits
     }
 
-    /// A place to hash a password for `client`, or a refusal to come back in a second: hashes
-    /// are refused at once rather than queued without bound, so that one address cannot
-    /// slow everyone's login down.
-    fn admit(&self, client: &Client) -> Result<HashPermit> {
+    /// A place to hash a password for `client`, or a refusal to come back in a second: a
+    /// hash waits a bounded time for a place rather than in a queue without bound, so that
+    /// one address cannot slow everyone's login down. Waiting, rather than refusing at once,
+    /// also slows down an address that retries each refusal at once: its requests then
+    /// arrive no faster than its hashes are done.
+    async fn admit(&self, client: &Client) -> Result<HashPermit> {
         self.admission
             .admit(
                 client.address,
                 self.limits.hashes_per_address,
                 self.limits.hashes_in_flight,
+                self.limits.hash_wait,
             )
+            .await
             .ok_or(Error::RateLimited {
                 retry_after: std::time::Duration::from_secs(1),
             })
@@ -174,7 +182,7 @@ impl AuthService {
         password: Password,
         client: &Client,
     ) -> Result<User> {
-        let permit = self.admit(client)?;
+        let permit = self.admit(client).await?;
         let password_hash = self.hasher.hash(&password).await?;
         drop(permit);
         self.users
@@ -230,7 +238,7 @@ impl AuthService {
                 return Err(wait_until(until, now));
             }
         }
-        let permit = self.admit(client)?;
+        let permit = self.admit(client).await?;
         let hash = user
             .as_ref()
             .map_or(DECOY_HASH, |u| u.password_hash.as_str());
@@ -536,7 +544,7 @@ mod tests {
             let mut admission = MockHashAdmission::new();
             admission
                 .expect_admit()
-                .returning(|_, _, _| Some(HashPermit::new(())));
+                .returning(|_, _, _, _| Some(HashPermit::new(())));
             Self {
                 users: MockUserRepo::new(),
                 sessions: MockSessionRepo::new(),
@@ -1143,9 +1151,14 @@ mod tests {
         m.admission.checkpoint();
         m.admission
             .expect_admit()
-            .with(eq(from(2).address), eq(2), eq(16))
+            .with(
+                eq(from(2).address),
+                eq(2),
+                eq(16),
+                eq(std::time::Duration::from_secs(1)),
+            )
             .times(1)
-            .returning(|_, _, _| None);
+            .returning(|_, _, _, _| None);
         m.hasher.expect_hash().times(0);
         m.users.expect_create().times(0);
         let err = m
@@ -1329,7 +1342,7 @@ mod tests {
         m.admission
             .expect_admit()
             .times(1)
-            .returning(|_, _, _| None);
+            .returning(|_, _, _, _| None);
         m.failures.checkpoint();
         m.failures.expect_get().returning(|_, _| Ok(None));
         m.failures.expect_add().times(0);

@@ -211,6 +211,7 @@ async fn a_storm_from_one_address_is_refused_at_once_while_another_logs_in() {
         |c| {
             c.max_hashes_per_address = 2;
             c.max_hashes_in_flight = 8;
+            c.max_hash_wait_ms = 0;
         },
         hasher.clone(),
     )
@@ -252,6 +253,7 @@ async fn hashes_in_flight_are_bounded_over_all_addresses() {
         |c| {
             c.max_hashes_per_address = 2;
             c.max_hashes_in_flight = 2;
+            c.max_hash_wait_ms = 0;
         },
         hasher.clone(),
     )
@@ -273,6 +275,51 @@ async fn hashes_in_flight_are_bounded_over_all_addresses() {
         assert_eq!(answer.await.unwrap().status, 401);
     }
     assert_eq!(login(&app, &from(4), "ann", PASSWORD).await.status, 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_login_past_its_address_places_waits_for_one_and_no_longer_than_allowed() {
+    let hasher = HeldHasher::new();
+    let app = TestApp::spawn_hashing(
+        Backend::Memory,
+        |c| {
+            c.max_hashes_per_address = 1;
+            c.max_hashes_in_flight = 8;
+            c.max_hash_wait_ms = 1000;
+        },
+        hasher.clone(),
+    )
+    .await;
+    app.user("ann").await;
+    let storm = from(2);
+    let held = tokio::spawn(Answer::of(
+        storm
+            .post(app.url("/auth/login"))
+            .form(&[("username", "bogus"), ("password", HELD)]),
+    ));
+    hasher.holding(1).await;
+    // Nothing is given back within the wait: refused after it, not before.
+    let started = std::time::Instant::now();
+    login(&app, &storm, "ann", PASSWORD)
+        .await
+        .refused("rate_limited");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(1000),
+        "refused after {:?}",
+        started.elapsed()
+    );
+    // A place given back while it waits admits it.
+    let waiting = tokio::spawn(Answer::of(
+        storm
+            .post(app.url("/auth/login"))
+            .form(&[("username", "ann"), ("password", PASSWORD)]),
+    ));
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    hasher.release.add_permits(1);
+    assert_eq!(held.await.unwrap().status, 401);
+    let admitted = waiting.await.unwrap();
+    assert_eq!(admitted.status, 200, "{}", admitted.body);
     app.stop().await;
 }
 

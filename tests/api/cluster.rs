@@ -1,12 +1,114 @@
-//! Several instances on one PostgreSQL acting as one service: presence counts every
-//! instance's sockets, and an instance that dies without a goodbye takes its users offline
-//! within its lease.
+//! Several instances acting as one service, tied together by PostgreSQL alone or by Redis:
+//! members on different instances chat over both kinds of socket, a burst arrives whole and in
+//! order, presence counts every instance's sockets, an instance that dies without a goodbye
+//! takes its users offline within its lease, a dropped bus connection loses no message, and
+//! throttles and rate limits count every instance's requests.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::app::{Backend, SECRET, TestApp, TestUser, WAIT, is_status};
+use parley::config::{Config, Secret};
+use serde_json::json;
+use sqlx::Connection as _;
+
+use crate::support::app::{SECRET, TestApp, TestUser, WAIT, is_message, is_status};
+use crate::support::redis::TestRedis;
+
+/// What ties a test's instances together.
+#[derive(Clone, Copy, Debug)]
+enum Engine {
+    Postgres,
+    Redis,
+}
+
+/// One PostgreSQL database, and the Redis when the engine is Redis.
+struct Cluster {
+    db_url: String,
+    redis: Option<TestRedis>,
+}
+
+impl Cluster {
+    async fn new(engine: Engine) -> Self {
+        Self {
+            db_url: crate::support::postgres::fresh_database_url().await,
+            redis: match engine {
+                Engine::Postgres => None,
+                Engine::Redis => Some(TestRedis::start().await),
+            },
+        }
+    }
+
+    /// An instance in this process, with the test configuration changed by `configure`.
+    async fn instance(&self, configure: impl FnOnce(&mut Config)) -> TestApp {
+        TestApp::spawn_configured(&self.db_url, "127.0.0.1:0".parse().unwrap(), None, |c| {
+            if let Some(redis) = &self.redis {
+                c.redis_url = Some(Secret::new(redis.url.clone()));
+                c.redis_prefix.clone_from(&redis.prefix);
+            }
+            configure(c);
+        })
+        .await
+    }
+
+    /// Two instances with the test configuration.
+    async fn pair(&self) -> (TestApp, TestApp) {
+        (self.instance(|_| {}).await, self.instance(|_| {}).await)
+    }
+
+    /// A `parley` process in this cluster, with a presence lease of `lease` seconds; its
+    /// address once it answers.
+    async fn process(&self, lease: u64) -> (Child, String) {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_parley"));
+        command
+            .env("DATABASE_URL", &self.db_url)
+            .env("SECRET_KEY", SECRET)
+            .env("PARLEY_BIND", format!("127.0.0.1:{port}"))
+            .env("PARLEY_PRESENCE_LEASE_SECONDS", lease.to_string())
+            .env("PARLEY_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(redis) = &self.redis {
+            command
+                .env("PARLEY_REDIS_URL", &redis.url)
+                .env("PARLEY_REDIS_PREFIX", &redis.prefix);
+        }
+        let child = command.spawn().expect("start parley");
+        let addr = format!("127.0.0.1:{port}");
+        let deadline = Instant::now() + WAIT;
+        while reqwest::get(format!("http://{addr}/health")).await.is_err() {
+            assert!(Instant::now() < deadline, "the other process did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        (child, addr)
+    }
+
+    /// Cuts the connection every instance hears events on, as a network fault would; returns
+    /// how many were cut.
+    async fn cut_bus_connections(&self) -> usize {
+        match &self.redis {
+            Some(redis) => redis.cut_clients_running("xread").await,
+            None => {
+                let mut admin = sqlx::PgConnection::connect(&self.db_url)
+                    .await
+                    .expect("connect to the test database");
+                let cut: Vec<bool> = sqlx::query_scalar(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+                )
+                .fetch_all(&mut admin)
+                .await
+                .unwrap();
+                cut.len()
+            }
+        }
+    }
+}
 
 async fn is_online_in_users(viewer: &TestUser, username: &str) -> bool {
     let (status, users) = viewer.get("/users").await;
@@ -21,10 +123,109 @@ async fn is_online_in_users(viewer: &TestUser, username: &str) -> bool {
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_user_on_two_instances_is_online_until_the_last_socket_anywhere_closes() {
-    let one = TestApp::spawn(Backend::Postgres).await;
-    let two = TestApp::spawn_at(&one.db_url, "127.0.0.1:0".parse().unwrap(), None).await;
+/// One test for each engine.
+macro_rules! on_each_engine {
+    ($(#[$attr:meta])* $name:ident) => {
+        mod $name {
+            use super::*;
+
+            $(#[$attr])*
+            async fn postgres() {
+                super::$name(Engine::Postgres).await;
+            }
+
+            $(#[$attr])*
+            async fn redis() {
+                super::$name(Engine::Redis).await;
+            }
+        }
+    };
+}
+
+on_each_engine!(
+    #[tokio::test]
+    members_on_two_instances_chat_over_both_kinds_of_socket
+);
+async fn members_on_two_instances_chat_over_both_kinds_of_socket(engine: Engine) {
+    let cluster = Cluster::new(engine).await;
+    let (one, two) = cluster.pair().await;
+    let ann = one.user("ann").await;
+    let bob = two.user("bob").await;
+    let chat = ann.direct_with(&bob).await;
+    let mut a = ann.ws_chat(chat).await;
+    let mut b = bob.ws_chat_v2(chat).await;
+    a.expect("bob online, from the other instance", |v| {
+        is_status(v, "bob", true)
+    })
+    .await;
+
+    a.send_json(json!({"message": "across"})).await;
+    let got = b
+        .expect("message from the other instance", |v| {
+            is_message(v, "across")
+        })
+        .await;
+    a.expect("own echo, once", |v| is_message(v, "across"))
+        .await;
+    b.send_json(json!({"action": "typing"})).await;
+    a.expect("typing across", |v| {
+        v["action"] == "typing" && v["username"] == "bob"
+    })
+    .await;
+
+    // Too large for a NOTIFY payload: on PostgreSQL it travels through the database.
+    let big = "é".repeat(4000);
+    b.send_json(json!({"message": big})).await;
+    let long = a
+        .expect("a long message across", |v| is_message(v, &big))
+        .await;
+    assert!(long["id"].as_i64() > got["id"].as_i64());
+    a.expect_none("a second copy", Duration::from_millis(300), |v| {
+        is_message(v, "across")
+    })
+    .await;
+    two.stop().await;
+    one.stop().await;
+}
+
+on_each_engine!(
+    #[tokio::test]
+    a_burst_from_one_instance_arrives_whole_and_in_order_on_another
+);
+async fn a_burst_from_one_instance_arrives_whole_and_in_order_on_another(engine: Engine) {
+    const BURST: usize = 300;
+    let cluster = Cluster::new(engine).await;
+    let (one, two) = cluster.pair().await;
+    let ann = one.user("ann").await;
+    let bob = two.user("bob").await;
+    let chat = ann.direct_with(&bob).await;
+    let mut a = ann.ws_chat_v2(chat).await;
+    let mut b = bob.ws_chat(chat).await;
+    for n in 0..BURST {
+        a.send_json(json!({"message": format!("burst {n}")})).await;
+    }
+    let mut got = Vec::new();
+    while got.len() < BURST {
+        let event = b.expect("a message", |v| v["message"].is_string()).await;
+        got.push(event["message"].as_str().unwrap().to_owned());
+    }
+    let sent: Vec<String> = (0..BURST).map(|n| format!("burst {n}")).collect();
+    assert_eq!(got, sent, "whole and in order");
+    b.expect_none("a second copy", Duration::from_millis(300), |v| {
+        v["message"].is_string()
+    })
+    .await;
+    two.stop().await;
+    one.stop().await;
+}
+
+on_each_engine!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    a_user_on_two_instances_is_online_until_the_last_socket_anywhere_closes
+);
+async fn a_user_on_two_instances_is_online_until_the_last_socket_anywhere_closes(engine: Engine) {
+    let cluster = Cluster::new(engine).await;
+    let (one, two) = cluster.pair().await;
     let ann = one.user("ann").await;
     let bob_there = two.user("bob").await;
     let bob_here = one.logged_in("bob").await;
@@ -63,47 +264,22 @@ async fn a_user_on_two_instances_is_online_until_the_last_socket_anywhere_closes
     one.stop().await;
 }
 
-/// A `parley` process on `db_url`, with a presence lease of `lease` seconds.
-fn parley_process(db_url: &str, lease: u64) -> (Child, String) {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_parley"))
-        .env("DATABASE_URL", db_url)
-        .env("SECRET_KEY", SECRET)
-        .env("PARLEY_BIND", format!("127.0.0.1:{port}"))
-        .env("PARLEY_PRESENCE_LEASE_SECONDS", lease.to_string())
-        .env("PARLEY_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start parley");
-    (child, format!("127.0.0.1:{port}"))
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_instance_killed_without_a_goodbye_takes_its_users_offline_within_its_lease() {
+on_each_engine!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    an_instance_killed_without_a_goodbye_takes_its_users_offline_within_its_lease
+);
+async fn an_instance_killed_without_a_goodbye_takes_its_users_offline_within_its_lease(
+    engine: Engine,
+) {
     const LEASE: u64 = 3;
-    let one = TestApp::spawn_configured(
-        &crate::support::postgres::fresh_database_url().await,
-        "127.0.0.1:0".parse().unwrap(),
-        None,
-        |c| c.presence_lease_seconds = LEASE,
-    )
-    .await;
-    let (mut child, addr) = parley_process(&one.db_url, LEASE);
+    let cluster = Cluster::new(engine).await;
+    let one = cluster.instance(|c| c.presence_lease_seconds = LEASE).await;
+    let (mut child, addr) = cluster.process(LEASE).await;
     let ann = one.user("ann").await;
     let mut bob = one.user("bob").await;
     ann.direct_with(&bob).await;
     let mut watching = ann.ws_all().await;
     // Bob's socket is on the other process.
-    let deadline = Instant::now() + WAIT;
-    while reqwest::get(format!("http://{addr}/health")).await.is_err() {
-        assert!(Instant::now() < deadline, "the other process did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     bob.addr = addr.parse().unwrap();
     let _far = bob.ws_all().await;
     watching
@@ -134,4 +310,109 @@ async fn an_instance_killed_without_a_goodbye_takes_its_users_offline_within_its
     );
     assert!(!is_online_in_users(&ann, "bob").await);
     one.stop().await;
+}
+
+on_each_engine!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    an_instance_whose_bus_connection_drops_loses_no_message_for_its_sockets
+);
+async fn an_instance_whose_bus_connection_drops_loses_no_message_for_its_sockets(engine: Engine) {
+    let cluster = Cluster::new(engine).await;
+    let (one, two) = cluster.pair().await;
+    let ann = one.user("ann").await;
+    let bob = two.user("bob").await;
+    let chat = ann.direct_with(&bob).await;
+    let mut original = bob.ws_chat(chat).await;
+    let mut v2 = bob.ws_chat_v2(chat).await;
+    ann.post_message(chat, "before").await;
+    original.expect("before", |v| is_message(v, "before")).await;
+    v2.expect("before", |v| v["message"] == "before").await;
+
+    // Act: cut every instance's listening connection, and post while they reconnect.
+    let cut = cluster.cut_bus_connections().await;
+    let texts: Vec<String> = (0..30).map(|n| format!("during {n}")).collect();
+    for text in &texts {
+        ann.post_message(chat, text).await;
+    }
+
+    // Assert: each message arrives once, in order, on both kinds of socket.
+    for ws in [&mut original, &mut v2] {
+        let mut got = Vec::new();
+        while got.len() < texts.len() {
+            let event = ws.expect("a message", |v| v["message"].is_string()).await;
+            got.push(event["message"].as_str().unwrap().to_owned());
+        }
+        assert_eq!(got, texts);
+        ws.expect_none("a second copy", Duration::from_millis(300), |v| {
+            v["message"].is_string()
+        })
+        .await;
+    }
+    assert_eq!(cut, 2, "both instances were listening");
+    two.stop().await;
+    one.stop().await;
+}
+
+on_each_engine!(
+    #[tokio::test]
+    rate_limits_and_failed_logins_count_every_instance
+);
+async fn rate_limits_and_failed_logins_count_every_instance(engine: Engine) {
+    let cluster = Cluster::new(engine).await;
+    let tight = |c: &mut Config| {
+        c.requests_per_minute_per_user = 6;
+        c.login_failures_per_address_per_hour = 3;
+    };
+    let one = cluster.instance(tight).await;
+    let two = cluster.instance(tight).await;
+    let ann = one.user("ann").await;
+    let mut ann_there = ann.clone();
+    ann_there.addr = two.addr;
+
+    // Requests: three on each instance spend the user's six, wherever they went.
+    for viewer in [&ann, &ann_there, &ann, &ann_there, &ann, &ann_there] {
+        assert_eq!(viewer.get("/auth/me").await.0, 200);
+    }
+    let (status, body) = ann.get("/auth/me").await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["code"], "rate_limited");
+
+    // Failed logins: three on the two instances spend the address's hourly budget.
+    let login = |app: &TestApp, password: &'static str| {
+        let url = app.url("/auth/login");
+        async move {
+            let res = reqwest::Client::new()
+                .post(url)
+                .form(&[("username", "nobody"), ("password", password)])
+                .send()
+                .await
+                .unwrap();
+            let status = res.status().as_u16();
+            let body: serde_json::Value = res.json().await.unwrap();
+            (status, body)
+        }
+    };
+    for app in [&one, &two, &one] {
+        assert_eq!(login(app, "wrong-password").await.0, 401);
+    }
+    let (status, body) = login(&two, "wrong-password").await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["code"], "too_many_attempts");
+    two.stop().await;
+    one.stop().await;
+}
+
+#[tokio::test]
+async fn redis_needs_postgres_and_says_so() {
+    let redis = TestRedis::start().await;
+    let mut config = Config::default();
+    config.database_url = Some("memory://".into());
+    config.redis_url = Some(Secret::new(redis.url.clone()));
+    config.bind = "127.0.0.1:0".parse().unwrap();
+    let err = parley::app::App::build(config)
+        .await
+        .err()
+        .expect("refused");
+    let err = format!("{err:#}");
+    assert!(err.contains("PostgreSQL"), "{err}");
 }

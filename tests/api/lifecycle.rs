@@ -4,7 +4,6 @@
 use std::process::Command;
 
 use serde_json::json;
-use sqlx::Connection as _;
 
 use crate::support::app::{Backend, TestApp, is_message, is_status};
 
@@ -141,51 +140,6 @@ fn a_bad_setting_exits_with_status_2_naming_the_key() {
 }
 
 #[tokio::test]
-async fn two_instances_on_one_postgres_hear_each_other() {
-    let one = TestApp::spawn(Backend::Postgres).await;
-    let two = TestApp::spawn_at(&one.db_url, "127.0.0.1:0".parse().unwrap(), None).await;
-    let ann = one.user("ann").await;
-    let bob = two.user("bob").await;
-    let chat = ann.direct_with(&bob).await;
-    let mut a = ann.ws_chat(chat).await;
-    let mut b = bob.ws_chat(chat).await;
-    a.expect("bob online, from the other instance", |v| {
-        is_status(v, "bob", true)
-    })
-    .await;
-
-    a.send_json(json!({"message": "across"})).await;
-    let got = b
-        .expect("message from the other instance", |v| {
-            is_message(v, "across")
-        })
-        .await;
-    a.expect("own echo, once", |v| is_message(v, "across"))
-        .await;
-    b.send_json(json!({"action": "typing"})).await;
-    a.expect("typing across", |v| {
-        v["action"] == "typing" && v["username"] == "bob"
-    })
-    .await;
-
-    // Too large for a NOTIFY payload: it travels through the database.
-    let big = "é".repeat(4000);
-    b.send_json(json!({"message": big})).await;
-    let long = a
-        .expect("a long message across", |v| is_message(v, &big))
-        .await;
-    assert!(long["id"].as_i64() > got["id"].as_i64());
-    a.expect_none(
-        "a second copy",
-        std::time::Duration::from_millis(300),
-        |v| is_message(v, "across"),
-    )
-    .await;
-    two.stop().await;
-    one.stop().await;
-}
-
-#[tokio::test]
 async fn a_flooding_socket_is_slowed_down_not_served_or_dropped() {
     // The production default: 20 a second, bursts of 60.
     let app = TestApp::spawn_with(Backend::Memory, |c| c.ws_frames_per_second = 20).await;
@@ -218,53 +172,4 @@ async fn a_flooding_socket_is_slowed_down_not_served_or_dropped() {
     a.expect("a message after the flood", |v| is_message(v, "calm again"))
         .await;
     app.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_instance_whose_bus_connection_drops_loses_no_message_for_its_sockets() {
-    let one = TestApp::spawn(Backend::Postgres).await;
-    let two = TestApp::spawn_at(&one.db_url, "127.0.0.1:0".parse().unwrap(), None).await;
-    let ann = one.user("ann").await;
-    let bob = two.user("bob").await;
-    let chat = ann.direct_with(&bob).await;
-    let mut original = bob.ws_chat(chat).await;
-    let mut v2 = bob.ws_chat_v2(chat).await;
-    ann.post_message(chat, "before").await;
-    original.expect("before", |v| is_message(v, "before")).await;
-    v2.expect("before", |v| is_message(v, "before")).await;
-    let mut admin = sqlx::PgConnection::connect(&one.db_url)
-        .await
-        .expect("connect to the test database");
-
-    // Act: cut every instance's listening connection, and post while they reconnect.
-    let cut: Vec<bool> = sqlx::query_scalar(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE datname = current_database() AND query LIKE 'LISTEN%'",
-    )
-    .fetch_all(&mut admin)
-    .await
-    .unwrap();
-    let texts: Vec<String> = (0..30).map(|n| format!("during {n}")).collect();
-    for text in &texts {
-        ann.post_message(chat, text).await;
-    }
-
-    // Assert: each message arrives once, in order, on both kinds of socket.
-    for ws in [&mut original, &mut v2] {
-        let mut got = Vec::new();
-        while got.len() < texts.len() {
-            let event = ws.expect("a message", |v| v["message"].is_string()).await;
-            got.push(event["message"].as_str().unwrap().to_owned());
-        }
-        assert_eq!(got, texts);
-        ws.expect_none(
-            "a second copy",
-            std::time::Duration::from_millis(300),
-            |v| v["message"].is_string(),
-        )
-        .await;
-    }
-    assert_eq!(cut.len(), 2, "both instances were listening: {cut:?}");
-    two.stop().await;
-    one.stop().await;
 }

@@ -1,10 +1,12 @@
 //! Event buses. [`LocalBus`] carries events within one process; [`PgBus`] carries them
-//! between the Parley instances that share a PostgreSQL database.
+//! between the Parley instances that share a PostgreSQL database (the Redis bus is with the
+//! other Redis adapters, in `adapters::redis`).
 
 mod postgres;
-mod wire;
+pub(crate) mod wire;
 
 pub use postgres::PgBus;
+pub(crate) use postgres::{ID_SLACK, recover as recover_messages};
 
 use async_trait::async_trait;
 use futures_util::StreamExt;

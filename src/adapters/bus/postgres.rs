@@ -91,7 +91,7 @@ const MAX_RECOVERY: chrono::Duration = chrono::Duration::minutes(5);
 /// last known good are looked at again (the sockets drop those they already have).
 const RECOVERY_SLACK: chrono::Duration = chrono::Duration::seconds(10);
 /// Messages may commit out of id order by this many ids (concurrent batches of instances).
-const ID_SLACK: i64 = 1000;
+pub(crate) const ID_SLACK: i64 = 1000;
 /// The most messages one recovery relays.
 const MAX_RECOVERED: i64 = 10_000;
 
@@ -178,7 +178,7 @@ async fn relay_notifications(
 }
 
 /// The messages stored since `since` with an id above `above`, each chat's in `seq` order.
-async fn recover(
+pub(crate) async fn recover(
     pool: &PgPool,
     since: DateTime<Utc>,
     above: i64,

@@ -3,19 +3,30 @@
 //! frames and messages posted over HTTP alike). A refusal is 429 `rate_limited` with
 //! `Retry-After` (or, on a socket, an `error` event with that code). How many is
 //! configuration; each limit set to 0 is off.
+//!
+//! With Redis configured, the windows of requests and registrations are counted there, so
+//! that a limit holds across every instance; otherwise each instance counts its own. The
+//! send budget is always counted per instance: a frame must not wait on a round trip.
 
+use std::borrow::Borrow;
+use std::convert::Infallible;
+use std::fmt::Display;
+use std::hash::Hash;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use salvo::http::HeaderMap;
 use salvo::prelude::*;
 use salvo::rate_limiter::{
-    BasicQuota, FixedGuard, MokaStore, RateGuard, RateIssuer, RateLimiter, RateStore as _,
+    BasicQuota, FixedGuard, MokaStore, RateGuard, RateIssuer, RateLimitState, RateLimiter,
+    RateStore,
 };
 
 use super::HttpState;
 use super::auth::{client, token};
 use crate::domain::UserId;
+use crate::ports::{RateWindows, Window};
 
 /// What the limits are.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -47,41 +58,158 @@ pub fn retry_after(headers: &HeaderMap) -> u64 {
     reset.map_or(1, |r| u64::try_from(r - now).unwrap_or(0).max(1))
 }
 
-/// A fixed-window limiter of `limit` requests per `quota`'s period for the key `issue` gives
-/// a request.
+/// A fixed-window limiter, named `name`, of `limit` requests per `quota`'s period for the
+/// key `issue` gives a request; counted where every instance counts when `shared` is there,
+/// else in this process.
 fn limiter<K, I>(
+    name: &'static str,
+    shared: Option<&Arc<dyn RateWindows>>,
     limit: u32,
     quota: fn(usize) -> BasicQuota,
     issue: I,
-) -> RateLimiter<FixedGuard, MokaStore<K, FixedGuard>, I, BasicQuota>
+    skip: impl Fn(&mut Request, &Depot) -> bool + Send + Sync + 'static,
+) -> Arc<dyn Handler>
 where
-    K: std::hash::Hash + Eq + Send + Sync + Clone + 'static,
+    K: Hash + Eq + Display + Send + Sync + Clone + 'static,
     I: RateIssuer<Key = K>,
 {
-    RateLimiter::new(
-        FixedGuard::new(),
-        MokaStore::with_capacity_and_time_to_idle(MAX_KEYS, IDLE),
-        issue,
-        quota(limit as usize),
-    )
-    .add_headers(true)
+    let quota = quota(limit as usize);
+    match shared {
+        Some(windows) => Arc::new(
+            RateLimiter::new(
+                SharedWindow::default(),
+                SharedWindows::<K>::new(name, windows.clone()),
+                issue,
+                quota,
+            )
+            .add_headers(true)
+            .skipper(skip),
+        ),
+        None => Arc::new(
+            RateLimiter::new(
+                FixedGuard::new(),
+                MokaStore::<K, FixedGuard>::with_capacity_and_time_to_idle(MAX_KEYS, IDLE),
+                issue,
+                quota,
+            )
+            .add_headers(true)
+            .skipper(skip),
+        ),
+    }
+}
+
+/// Windows of one limit counted where every instance counts the same requests.
+struct SharedWindows<K> {
+    name: &'static str,
+    windows: Arc<dyn RateWindows>,
+    key: PhantomData<fn() -> K>,
+}
+
+impl<K> SharedWindows<K> {
+    fn new(name: &'static str, windows: Arc<dyn RateWindows>) -> Self {
+        Self {
+            name,
+            windows,
+            key: PhantomData,
+        }
+    }
+}
+
+impl<K> RateStore for SharedWindows<K>
+where
+    K: Hash + Eq + Display + Send + Sync + Clone + 'static,
+{
+    type Error = Infallible;
+    type Key = K;
+    type Guard = SharedWindow;
+
+    /// Counts the request in the shared windows. When they cannot be reached the request
+    /// passes: a limit that cannot be counted is not worth refusing everyone for.
+    async fn verify_guard(
+        &self,
+        key: K,
+        _: &SharedWindow,
+        quota: &BasicQuota,
+    ) -> Result<RateLimitState<SharedWindow>, Infallible> {
+        let period =
+            Duration::from_millis(u64::try_from(quota.period.whole_milliseconds()).unwrap_or(0));
+        Ok(
+            match self.windows.hit(self.name, &key.to_string(), period).await {
+                Ok(window) => RateLimitState {
+                    allowed: window.count <= quota.limit as u64,
+                    guard: SharedWindow(Some(window)),
+                },
+                Err(e) => {
+                    tracing::warn!(error = ?e, limit = self.name, "rate limit not counted");
+                    RateLimitState {
+                        allowed: true,
+                        guard: SharedWindow(None),
+                    }
+                }
+            },
+        )
+    }
+
+    async fn load_guard<Q>(&self, _: &Q, refer: &SharedWindow) -> Result<SharedWindow, Infallible>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + Sync,
+    {
+        Ok(refer.clone())
+    }
+
+    async fn save_guard(&self, _: K, _: SharedWindow) -> Result<(), Infallible> {
+        Ok(())
+    }
+}
+
+/// A window as it was counted, for the limiter's headers; `None` when it was not counted.
+#[derive(Debug, Clone, Default)]
+struct SharedWindow(Option<Window>);
+
+impl RateGuard for SharedWindow {
+    type Quota = BasicQuota;
+
+    /// Counting happens in the store; nothing is left to verify here.
+    async fn verify(&mut self, _: &BasicQuota) -> bool {
+        true
+    }
+
+    async fn remaining(&self, quota: &BasicQuota) -> usize {
+        let used = self
+            .0
+            .map_or(0, |w| usize::try_from(w.count).unwrap_or(usize::MAX));
+        quota.limit.saturating_sub(used)
+    }
+
+    async fn reset(&self, quota: &BasicQuota) -> i64 {
+        self.0.map_or_else(
+            || chrono::Utc::now().timestamp() + quota.period.whole_seconds(),
+            |w| w.reset,
+        )
+    }
+
+    async fn limit(&self, quota: &BasicQuota) -> usize {
+        quota.limit
+    }
 }
 
 /// The limiters every request passes: per address, then per user for requests carrying one
 /// of our tokens. `/health` is exempt, so that a load balancer's checks are never refused.
 pub fn request_limiters(state: &Arc<HttpState>) -> Vec<Arc<dyn Handler>> {
     let limits = state.limits;
+    let shared = state.shared_windows.as_ref();
     let mut hoops: Vec<Arc<dyn Handler>> = Vec::new();
-    let health = |req: &mut Request, _: &Depot| is_health(req);
     if limits.requests_per_minute_per_address > 0 {
         let state = state.clone();
-        let by_address = limiter(
+        hoops.push(limiter(
+            "address",
+            shared,
             limits.requests_per_minute_per_address,
             BasicQuota::per_minute,
             move |req: &mut Request, _: &Depot| Some(client(&state, req).address),
-        )
-        .skipper(health);
-        hoops.push(Arc::new(by_address));
+            |req: &mut Request, _: &Depot| is_health(req),
+        ));
     }
     if limits.requests_per_minute_per_user > 0 {
         let user = {
@@ -95,13 +223,14 @@ pub fn request_limiters(state: &Arc<HttpState>) -> Vec<Arc<dyn Handler>> {
             let user = user.clone();
             move |req: &mut Request, _: &Depot| is_health(req) || user(req).is_none()
         };
-        let by_user = limiter(
+        hoops.push(limiter(
+            "user",
+            shared,
             limits.requests_per_minute_per_user,
             BasicQuota::per_minute,
             move |req: &mut Request, _: &Depot| user(req),
-        )
-        .skipper(anonymous);
-        hoops.push(Arc::new(by_user));
+            anonymous,
+        ));
     }
     hoops
 }
@@ -113,14 +242,18 @@ fn is_health(req: &Request) -> bool {
 /// The limiter of `POST /auth/register` per address, when there is one. Every attempt
 /// counts, refused ones too, so that probing which names and emails are taken is as slow as
 /// registering.
-pub fn registration_limiter(state: &Arc<HttpState>) -> Option<impl Handler> {
+pub fn registration_limiter(state: &Arc<HttpState>) -> Option<Arc<dyn Handler>> {
     let per_hour = state.limits.registrations_per_address_per_hour;
     (per_hour > 0).then(|| {
+        let shared = state.shared_windows.clone();
         let state = state.clone();
         limiter(
+            "registrations",
+            shared.as_ref(),
             per_hour,
             BasicQuota::per_hour,
             move |req: &mut Request, _: &Depot| Some(client(&state, req).address),
+            |_: &mut Request, _: &Depot| false,
         )
     })
 }

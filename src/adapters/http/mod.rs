@@ -57,6 +57,9 @@ pub struct HttpState {
     pub limits: HttpLimits,
     /// What each user may still send, over all their sockets and HTTP together.
     pub budget: SendBudget,
+    /// Where the windows of the rate limits are counted when every instance counts them
+    /// together; `None` counts them in this process.
+    pub shared_windows: Option<Arc<dyn crate::ports::RateWindows>>,
     /// The header a trusted proxy puts the client's address in, when the server is behind one.
     pub client_address_header: Option<HeaderName>,
     /// The most messages a resume replays; further back gets `resync`.
@@ -144,7 +147,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
     let serve_metrics = state.serve_metrics;
     let mut register = Router::with_path("auth/register").post(routes::register);
     if let Some(limiter) = limits::registration_limiter(&state) {
-        register = register.hoop(limiter);
+        register.hoops.push(limiter);
     }
     let api = Router::new()
         .push(register)

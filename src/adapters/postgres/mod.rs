@@ -2,10 +2,12 @@
 //! `migrations/postgres` applied at start-up. Uniqueness and membership are enforced by
 //! constraints, so concurrent requests and several Parley instances stay consistent.
 
+mod counters;
 mod presence;
 
 use std::time::Duration;
 
+pub use counters::{PgLoginFailures, PgRateWindows};
 pub use presence::PgPresence;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
