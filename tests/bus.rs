@@ -1,5 +1,5 @@
-//! The PostgreSQL event bus between two instances: what one publishes, both hear, in order,
-//! whether published alone or many at once, however large.
+//! The event buses between two instances, PostgreSQL's and Redis's: what one publishes, both
+//! hear, in order, whether published alone or many at once, however large.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -10,17 +10,31 @@ use chrono::Utc;
 use futures_util::StreamExt;
 use parley::adapters::bus::PgBus;
 use parley::adapters::postgres::PgStore;
+use parley::adapters::redis::{Redis, RedisBus};
 use parley::domain::{ChatId, Event, Message, MessageBody, MessageId, Seq, UserId, Username};
 use parley::ports::{EventBus, EventStream};
 
-async fn instance(url: &str) -> PgBus {
+/// One instance's bus: over PostgreSQL alone, or over the Redis at `redis` (URL, prefix).
+async fn instance(url: &str, redis: Option<(&str, &str)>) -> Box<dyn EventBus> {
     let store = PgStore::connect(url, 4)
         .await
         .expect("open PostgreSQL store");
     store.migrate().await.expect("migrate");
-    PgBus::start(store.pool().clone())
-        .await
-        .expect("start the bus")
+    match redis {
+        Some((url, prefix)) => {
+            let redis = Redis::connect(url, prefix).await.expect("connect to Redis");
+            Box::new(
+                RedisBus::start(&redis, store.pool().clone())
+                    .await
+                    .expect("start the bus"),
+            )
+        }
+        None => Box::new(
+            PgBus::start(store.pool().clone())
+                .await
+                .expect("start the bus"),
+        ),
+    }
 }
 
 fn message(n: i64, text: &str) -> Event {
@@ -57,9 +71,21 @@ async fn next_ids(events: &mut EventStream, n: usize) -> Vec<i64> {
 }
 
 #[tokio::test]
-async fn a_batch_reaches_every_instance_whole_and_in_order() {
+async fn a_batch_reaches_every_instance_whole_and_in_order_over_postgres() {
     let url = support::postgres::fresh_database_url().await;
-    let (one, two) = (instance(&url).await, instance(&url).await);
+    a_batch_reaches_every_instance_whole_and_in_order(&url, None).await;
+}
+
+#[tokio::test]
+async fn a_batch_reaches_every_instance_whole_and_in_order_over_redis() {
+    let url = support::postgres::fresh_database_url().await;
+    let redis = support::redis::TestRedis::start().await;
+    a_batch_reaches_every_instance_whole_and_in_order(&url, Some((&redis.url, &redis.prefix)))
+        .await;
+}
+
+async fn a_batch_reaches_every_instance_whole_and_in_order(url: &str, redis: Option<(&str, &str)>) {
+    let (one, two) = (instance(url, redis).await, instance(url, redis).await);
     let (mut heard_by_one, mut heard_by_two) = (one.subscribe(), two.subscribe());
 
     // Enough to need several notifications, with one event too large for any of them.

@@ -146,55 +146,7 @@ impl HashAdmission for LocalHashAdmission {
 
 #[cfg(test)]
 mod tests {
-    use chrono::TimeZone;
-
     use super::*;
-    use crate::ports::Account;
-
-    fn ann_from(last: u8) -> FailureKey {
-        FailureKey::Attempt {
-            address: IpAddr::from([127, 0, 0, last]),
-            account: Account::Unknown("ann".into()),
-        }
-    }
-
-    #[tokio::test]
-    async fn failures_count_within_their_window_and_are_forgotten_after_it() {
-        let f = LocalLoginFailures::new();
-        let start = Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap();
-        let window = Duration::minutes(15);
-        let ann = ann_from(2);
-        assert_eq!(f.get(&ann, start).await.unwrap(), None);
-        f.add(&ann, start, window).await.unwrap();
-        let second = start + Duration::minutes(5);
-        f.add(&ann, second, window).await.unwrap();
-        let until = start + window;
-        assert_eq!(
-            f.get(&ann, start + Duration::minutes(6)).await.unwrap(),
-            Some(Failures {
-                count: 2,
-                last: second,
-                until
-            }),
-            "the window opens at the first failure"
-        );
-        assert_eq!(f.get(&ann_from(3), start).await.unwrap(), None, "per key");
-        let address = FailureKey::Address(IpAddr::from([127, 0, 0, 2]));
-        assert_eq!(f.get(&address, start).await.unwrap(), None, "per key");
-        assert_eq!(f.get(&ann, until).await.unwrap(), None, "closed");
-        f.add(&ann, until, window).await.unwrap();
-        assert_eq!(
-            f.get(&ann, until).await.unwrap(),
-            Some(Failures {
-                count: 1,
-                last: until,
-                until: until + window
-            }),
-            "a new window after the last one closed"
-        );
-        f.clear(&ann).await.unwrap();
-        assert_eq!(f.get(&ann, until).await.unwrap(), None);
-    }
 
     const AT_ONCE: std::time::Duration = std::time::Duration::ZERO;
 
