@@ -509,6 +509,7 @@ impl AppBuilder {
         );
         let presence =
             PresenceService::new(storage.users, storage.chats, bus.clone(), clock, presence);
+        let storage_probe = storage.probe.clone();
         let readiness = Readiness::new(storage.probe, bus.clone());
 
         let listener =
@@ -557,6 +558,7 @@ impl AppBuilder {
             },
             budget: SendBudget::new(config.ws_frames_per_second),
             shared_windows: windows,
+            storage_probe,
             client_address_header: config
                 .client_address_header
                 .as_deref()
@@ -682,9 +684,11 @@ impl App {
                 let _ = stopping.changed().await;
                 handle.stop_graceful(Some(Duration::from_secs(1)));
             });
-            tokio::spawn(
-                server.serve(Router::with_path("metrics").get(crate::adapters::metrics::serve)),
-            );
+            tokio::spawn(server.serve(Router::with_path("metrics").get(
+                crate::adapters::metrics::Endpoint {
+                    storage: self.state.storage_probe.clone(),
+                },
+            )));
         }
         let acceptor = TcpAcceptor::try_from(self.listener)?;
         let server = Server::new(acceptor);

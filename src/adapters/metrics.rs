@@ -13,12 +13,17 @@
 //! | `parley_http_request_duration_seconds` | histogram | `route` | time to answer |
 //! | `parley_refusals_total` | counter | `code` | 4xx answers and socket `error` events, by code (`rate_limited`, `too_many_sockets`, ...) |
 //! | `parley_logins_total` | counter | `outcome` | logins: `ok`, `invalid`, `throttled`, `refused` |
-//! | `parley_bus_lag_seconds` | histogram | | from a message's acceptance to its arrival through the PostgreSQL bus |
+//! | `parley_bus_lag_seconds` | histogram | | from a message's acceptance to its arrival through the bus between instances (PostgreSQL or Redis) |
+//! | `parley_db_connections` | gauge | `pool`, `state` (`in_use`, `idle`) | connections of each storage pool, read at each scrape |
+//! | `parley_db_connections_max` | gauge | `pool` | the most connections each pool opens |
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use salvo::async_trait;
 use salvo::prelude::*;
+
+use crate::ports::StorageProbe;
 
 /// Buckets for latencies, from 100 µs to 10 s.
 const SECONDS: &[f64] = &[
@@ -95,23 +100,45 @@ fn describe() {
         "Refusals (4xx, socket errors), by code."
     );
     describe_counter!("parley_logins_total", "Logins, by outcome.");
+    describe_gauge!(
+        "parley_db_connections",
+        "Connections of each storage pool at the last scrape, by state (in_use, idle)."
+    );
+    describe_gauge!(
+        "parley_db_connections_max",
+        "The most connections each storage pool opens."
+    );
     describe_histogram!(
         "parley_bus_lag_seconds",
         metrics::Unit::Seconds,
-        "From a message's acceptance to its arrival through the PostgreSQL bus."
+        "From a message's acceptance to its arrival through the bus between instances."
     );
 }
 
-/// `GET /metrics`: every metric in Prometheus text format.
-#[handler]
-pub async fn serve(res: &mut Response) {
-    res.add_header(
-        "content-type",
-        "text/plain; version=0.0.4; charset=utf-8",
-        true,
-    )
-    .ok();
-    res.render(Metrics::get().render());
+/// `GET /metrics`: every metric in Prometheus text format, the storage's connection pools
+/// read at the moment of the scrape.
+pub struct Endpoint {
+    pub storage: Arc<dyn StorageProbe>,
+}
+
+#[async_trait]
+impl Handler for Endpoint {
+    async fn handle(&self, _: &mut Request, _: &mut Depot, res: &mut Response, _: &mut FlowCtrl) {
+        for pool in self.storage.connections() {
+            let gauge = |state: &'static str| metrics::gauge!("parley_db_connections", "pool" => pool.pool, "state" => state);
+            gauge("in_use").set(f64::from(pool.in_use));
+            gauge("idle").set(f64::from(pool.idle));
+            metrics::gauge!("parley_db_connections_max", "pool" => pool.pool)
+                .set(f64::from(pool.max));
+        }
+        res.add_header(
+            "content-type",
+            "text/plain; version=0.0.4; charset=utf-8",
+            true,
+        )
+        .ok();
+        res.render(Metrics::get().render());
+    }
 }
 
 /// Seconds since `at`, never negative.

@@ -99,6 +99,25 @@ pub trait StorageProbe: Send + Sync + 'static {
     /// # Errors
     /// `Unexpected` when the storage does not answer.
     async fn ping(&self) -> Result<()>;
+
+    /// How busy each pool of connections to the storage is, for the metrics; none for a
+    /// storage without connections (the default).
+    fn connections(&self) -> Vec<PoolUsage> {
+        Vec::new()
+    }
+}
+
+/// One pool of connections to the storage, as it is now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUsage {
+    /// Which pool: `postgres`, or `sqlite_read` and `sqlite_write`.
+    pub pool: &'static str,
+    /// Connections lent out, running a statement or held by a transaction.
+    pub in_use: u32,
+    /// Connections open and waiting to be lent.
+    pub idle: u32,
+    /// The most the pool opens.
+    pub max: u32,
 }
 
 /// Where chats and their memberships are kept.

@@ -109,3 +109,38 @@ async fn metrics_on_their_own_address_are_not_served_with_the_api() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn metrics_show_how_busy_the_storage_pools_are() {
+    for backend in [Backend::Postgres, Backend::Sqlite] {
+        let app = TestApp::spawn(backend).await;
+        app.user("ann").await;
+        let metrics = app
+            .client()
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let pool = match backend {
+            Backend::Postgres => "postgres",
+            _ => "sqlite_write",
+        };
+        let series = |name: &str, state: Option<&str>| {
+            let labels = match state {
+                Some(state) => format!("{name}{{pool=\"{pool}\",state=\"{state}\"}}"),
+                None => format!("{name}{{pool=\"{pool}\"}}"),
+            };
+            value(&metrics, &labels).unwrap_or_else(|| panic!("{labels} in:\n{metrics}"))
+        };
+        let max = series("parley_db_connections_max", None);
+        let open = series("parley_db_connections", Some("in_use"))
+            + series("parley_db_connections", Some("idle"));
+        let expected_max = if pool == "postgres" { 10.0 } else { 1.0 };
+        assert_eq!(max, expected_max, "{pool}");
+        assert!((1.0..=max).contains(&open), "{pool}: {open} of {max} open");
+        app.stop().await;
+    }
+}

@@ -60,6 +60,8 @@ pub struct HttpState {
     /// Where the windows of the rate limits are counted when every instance counts them
     /// together; `None` counts them in this process.
     pub shared_windows: Option<Arc<dyn crate::ports::RateWindows>>,
+    /// The storage, asked how busy its connections are when metrics are scraped.
+    pub storage_probe: Arc<dyn crate::ports::StorageProbe>,
     /// The header a trusted proxy puts the client's address in, when the server is behind one.
     pub client_address_header: Option<HeaderName>,
     /// The most messages a resume replays; further back gets `resync`.
@@ -145,6 +147,7 @@ pub fn service(state: Arc<HttpState>) -> Service {
 /// the web client.
 pub fn router(state: Arc<HttpState>) -> Router {
     let serve_metrics = state.serve_metrics;
+    let storage_probe = state.storage_probe.clone();
     let mut register = Router::with_path("auth/register").post(routes::register);
     if let Some(limiter) = limits::registration_limiter(&state) {
         register.hoops.push(limiter);
@@ -207,7 +210,9 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .push(Router::with_path("ws").goal(ws::user_socket))
         .push(Router::with_path("ws/{chat_id}").goal(ws::chat_socket))
         .push(if serve_metrics {
-            Router::with_path("metrics").get(crate::adapters::metrics::serve)
+            Router::with_path("metrics").get(crate::adapters::metrics::Endpoint {
+                storage: storage_probe,
+            })
         } else {
             Router::new()
         })

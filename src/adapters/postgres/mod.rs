@@ -35,6 +35,11 @@ impl PgStore {
         Ok(store)
     }
 
+    /// Its one pool (reads and writes share it), by name.
+    fn pools(&self) -> Vec<(&'static str, &PgPool)> {
+        vec![("postgres", &self.write)]
+    }
+
     /// Wraps an existing pool; call [`PgStore::migrate`] before use.
     pub fn from_pool(pool: PgPool) -> Self {
         Self {

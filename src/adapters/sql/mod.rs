@@ -68,7 +68,8 @@ pub(crate) fn on_foreign_key(e: sqlx::Error, missing: Error) -> Error {
     }
 }
 
-/// Implements every storage port for `$store`, which has `read` and `write` pools of `$db`.
+/// Implements every storage port for `$store`, which has `read` and `write` pools of `$db`
+/// and names its distinct pools in `fn pools(&self) -> Vec<(&'static str, &Pool<$db>)>`.
 macro_rules! sql_store {
     ($store:ty, $db:ty) => {
         $crate::adapters::sql::users::user_repo!($store, $db);
@@ -80,7 +81,7 @@ macro_rules! sql_store {
             use async_trait::async_trait;
 
             use $crate::domain::error::{Error, Result};
-            use $crate::ports::StorageProbe;
+            use $crate::ports::{PoolUsage, StorageProbe};
 
             #[async_trait]
             impl StorageProbe for $store {
@@ -90,6 +91,21 @@ macro_rules! sql_store {
                         .await
                         .map(drop)
                         .map_err(Error::unexpected)
+                }
+
+                fn connections(&self) -> Vec<PoolUsage> {
+                    self.pools()
+                        .into_iter()
+                        .map(|(pool, p)| {
+                            let idle = u32::try_from(p.num_idle()).unwrap_or(u32::MAX);
+                            PoolUsage {
+                                pool,
+                                in_use: p.size().saturating_sub(idle),
+                                idle,
+                                max: p.options().get_max_connections(),
+                            }
+                        })
+                        .collect()
                 }
             }
         };

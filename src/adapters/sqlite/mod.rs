@@ -35,6 +35,15 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// Its pools by name: readers and the one writer (one pool when the database is in
+    /// memory).
+    fn pools(&self) -> Vec<(&'static str, &SqlitePool)> {
+        if self.checkpointer.is_none() {
+            return vec![("sqlite_write", &self.write)];
+        }
+        vec![("sqlite_read", &self.read), ("sqlite_write", &self.write)]
+    }
+
     /// Opens (creating if needed) the database at `url` (`sqlite://path` or `sqlite::memory:`)
     /// and applies pending migrations.
     ///
