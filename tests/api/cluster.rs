@@ -416,3 +416,67 @@ async fn redis_needs_postgres_and_says_so() {
     let err = format!("{err:#}");
     assert!(err.contains("PostgreSQL"), "{err}");
 }
+
+on_each_engine!(
+    #[tokio::test]
+    membership_reads_edits_and_session_ends_cross_instances
+);
+async fn membership_reads_edits_and_session_ends_cross_instances(engine: Engine) {
+    let cluster = Cluster::new(engine).await;
+    let (one, two) = cluster.pair().await;
+    let ann = one.user("ann").await;
+    let bob = two.user("bob").await;
+    let cid = two.user("cid").await;
+    let mut b = bob.ws_all().await;
+
+    // A group made on one reaches its member on the other.
+    let (status, group) = ann
+        .post("/chats", json!({"name": "crew", "member_ids": [bob.id]}))
+        .await;
+    assert_eq!(status, 201, "{group}");
+    let chat = group["chat_id"].as_i64().unwrap();
+    b.expect("chat_created across", |v| {
+        v["action"] == "chat_created" && v["chat_id"] == chat
+    })
+    .await;
+    let (status, _) = ann
+        .post(
+            &format!("/chats/{chat}/members"),
+            json!({"user_id": cid.id}),
+        )
+        .await;
+    assert_eq!(status, 204);
+    b.expect("member_joined across", |v| {
+        v["action"] == "member_joined" && v["username"] == "cid"
+    })
+    .await;
+
+    // A read marker and an edit made on one reach the other.
+    let id = ann.post_message(chat, "first").await;
+    b.expect("the message", |v| v["message"] == "first").await;
+    let mut a = ann.ws_all().await;
+    b.send_json(json!({"chat_id": chat, "action": "read", "message_id": id}))
+        .await;
+    a.expect("read across", |v| {
+        v["action"] == "read" && v["username"] == "bob" && v["message_id"] == id
+    })
+    .await;
+    a.send_json(json!({"chat_id": chat, "action": "edit", "id": id, "message": "first!"}))
+        .await;
+    b.expect("message_edited across", |v| {
+        v["action"] == "message_edited" && v["message"] == "first!"
+    })
+    .await;
+
+    // A session ended on two closes its socket on one.
+    let mut phone = two.logged_in("bob").await;
+    phone.addr = one.addr;
+    let mut phone_socket = phone.ws_all().await;
+    let (status, _) = bob
+        .delete(&format!("/auth/sessions/{}", phone.session_id()))
+        .await;
+    assert_eq!(status, 204);
+    assert_eq!(phone_socket.expect_close().await, Some(4401));
+    two.stop().await;
+    one.stop().await;
+}
