@@ -56,7 +56,11 @@ async fn history_limit_is_described_as_the_server_enforces_it() {
     assert_eq!(limit["maximum"], 200, "{limit}");
     assert_eq!(parameter(history, "changed_after")["minimum"], 0);
     // An answer the server gives outside it is listed.
-    assert!(statuses(history).contains(&"422"), "{:?}", statuses(history));
+    assert!(
+        statuses(history).contains(&"422"),
+        "{:?}",
+        statuses(history)
+    );
 }
 
 #[tokio::test]
@@ -72,7 +76,9 @@ async fn body_rules_are_described() {
         "{username}"
     );
     // Lengths after trimming are in the pattern: a first character, up to max - 2, a last.
-    let name = property(&doc, "NewGroupBody", "name")["pattern"].as_str().unwrap();
+    let name = property(&doc, "NewGroupBody", "name")["pattern"]
+        .as_str()
+        .unwrap();
     assert!(name.contains("{0,62}"), "{name}");
     // The configured message length, not the default.
     for body in ["PostMessageBody", "EditMessageBody"] {
@@ -89,7 +95,11 @@ async fn every_status_an_operation_answers_is_listed() {
     for status in [
         "200", "201", "400", "401", "403", "404", "409", "413", "422", "429", "500",
     ] {
-        assert!(statuses(post).contains(&status), "{status}: {:?}", statuses(post));
+        assert!(
+            statuses(post).contains(&status),
+            "{status}: {:?}",
+            statuses(post)
+        );
     }
     let malformed = &post["responses"]["400"]["description"];
     assert!(
@@ -112,7 +122,10 @@ async fn every_status_an_operation_answers_is_listed() {
     }
     // A login may come as a form too.
     let login = &doc["paths"]["/auth/login"]["post"]["requestBody"]["content"];
-    assert!(login.get("application/x-www-form-urlencoded").is_some(), "{login}");
+    assert!(
+        login.get("application/x-www-form-urlencoded").is_some(),
+        "{login}"
+    );
     // Operations that need a token say so.
     assert_eq!(
         doc["paths"]["/auth/me"]["get"]["security"][0]["bearer"],

@@ -182,7 +182,10 @@ impl EndpointOutRegister for ApiError {
     /// ones it does.
     fn register(components: &mut Components, operation: &mut Operation) {
         for (status, what) in [
-            ("400", "`malformed_body`: the body is not JSON; or a request that cannot be met"),
+            (
+                "400",
+                "`malformed_body`: the body is not JSON; or a request that cannot be met",
+            ),
             ("401", "Missing, bad or expired token, or wrong credentials"),
             ("403", "Not allowed, or from an origin that is not"),
             ("404", "Not found"),

@@ -10,8 +10,8 @@
 //! count as visible here, since a regex without the `u` flag cannot name them.
 
 use salvo::Router;
-use salvo::oapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use salvo::oapi::schema::AnyOf;
+use salvo::oapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use salvo::oapi::{BasicType, Object, OpenApi, PathItemType, RefOr, Schema};
 
 use crate::domain::{ChatName, ClientId, Email, Emoji, HistoryPage, Password, Username};
@@ -109,12 +109,10 @@ fn trimmed_text(max: usize, inner: &str) -> String {
 /// newline the only control characters. The description asks its first character to be
 /// visible; the server asks only for one visible character somewhere.
 pub fn message(max: usize) -> Object {
-    string()
-        .pattern(trimmed_text(max, ""))
-        .description(format!(
-            "1 to {max} characters after surrounding white space is trimmed, at least one of \
+    string().pattern(trimmed_text(max, "")).description(format!(
+        "1 to {max} characters after surrounding white space is trimmed, at least one of \
              them visible; no control character but tab and newline."
-        ))
+    ))
 }
 
 /// The message text of the default configuration, for the schema of the bodies; the served
