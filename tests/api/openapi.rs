@@ -41,9 +41,15 @@ fn statuses(op: &Value) -> Vec<&str> {
     codes
 }
 
-/// A property of a component schema, whose `$ref` leads to it.
+/// A property of a component schema; components are named by their Rust path.
 fn property<'a>(doc: &'a Value, schema: &str, field: &str) -> &'a Value {
-    &doc["components"]["schemas"][schema]["properties"][field]
+    let (_, component) = doc["components"]["schemas"]
+        .as_object()
+        .expect("schemas")
+        .iter()
+        .find(|(name, _)| name.rsplit('.').next() == Some(schema))
+        .unwrap_or_else(|| panic!("no schema {schema}"));
+    &component["properties"][field]
 }
 
 #[tokio::test]
