@@ -100,6 +100,229 @@ pub struct Config {
     pub drain_seconds: u64,
 }
 
+/// One setting as the documentation shows it: its environment names, its `parley.toml` key
+/// (a field of [`Config`]), its default as shown, and what it means. [`SETTINGS`] is the one
+/// place these are written; README's table and `parley config` are made from it.
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    /// The environment variables that set it, the first the usual one.
+    pub env: &'static [&'static str],
+    pub key: &'static str,
+    /// The default, in Markdown.
+    pub default: &'static str,
+    /// What it does, in Markdown.
+    pub meaning: &'static str,
+}
+
+/// Every setting, in the order the documentation lists them; a field of [`Config`] without an
+/// entry here fails the tests.
+pub const SETTINGS: &[Setting] = &[
+    Setting {
+        env: &["PARLEY_BIND"],
+        key: "bind",
+        default: "`127.0.0.1:8000`",
+        meaning: "Address to listen on (`0.0.0.0:8000` for all interfaces; port 0 picks one).",
+    },
+    Setting {
+        env: &["DATABASE_URL", "PARLEY_DATABASE_URL"],
+        key: "database_url",
+        default: "unset",
+        meaning: "`postgres://…` for PostgreSQL, `sqlite://path` for a SQLite file, `memory://` to keep nothing. Unset: SQLite at `PARLEY_SQLITE_PATH`. Any other scheme is refused.",
+    },
+    Setting {
+        env: &["PARLEY_SQLITE_PATH"],
+        key: "sqlite_path",
+        default: "`parley.db`",
+        meaning: "The embedded database file when `DATABASE_URL` is unset.",
+    },
+    Setting {
+        env: &["PARLEY_SQLITE_SYNCHRONOUS"],
+        key: "sqlite_synchronous",
+        default: "`normal`",
+        meaning: r#"`normal` or `full`: when SQLite makes a commit durable (see "The embedded database")."#,
+    },
+    Setting {
+        env: &["PARLEY_DB_MAX_CONNECTIONS"],
+        key: "db_max_connections",
+        default: "`20`",
+        meaning: "PostgreSQL pool size.",
+    },
+    Setting {
+        env: &["SECRET_KEY", "PARLEY_SECRET_KEY"],
+        key: "secret_key",
+        default: "random per start",
+        meaning: "HS256 signing key, at least 32 bytes.",
+    },
+    Setting {
+        env: &["PARLEY_TOKEN_TTL_MINUTES"],
+        key: "token_ttl_minutes",
+        default: "`30`",
+        meaning: r#"Lifetime of an access token (and its cookie); clients renew it with their refresh token (see "Sessions")."#,
+    },
+    Setting {
+        env: &["PARLEY_TOKEN_TTL_SECONDS"],
+        key: "token_ttl_seconds",
+        default: "unset",
+        meaning: "The same in seconds, replacing `PARLEY_TOKEN_TTL_MINUTES` when set (for tests that watch tokens expire).",
+    },
+    Setting {
+        env: &["PARLEY_SESSION_IDLE_DAYS"],
+        key: "session_idle_days",
+        default: "`30`",
+        meaning: "How long a session lasts unused. Every use (a request, a refresh) starts the period again; a use is written down at most once a minute.",
+    },
+    Setting {
+        env: &["PARLEY_SESSION_IDLE_SECONDS"],
+        key: "session_idle_seconds",
+        default: "unset",
+        meaning: "The same in seconds, replacing `PARLEY_SESSION_IDLE_DAYS` when set (for tests that watch sessions expire).",
+    },
+    Setting {
+        env: &["PARLEY_MAX_MESSAGE_CHARS"],
+        key: "max_message_chars",
+        default: "`4000`",
+        meaning: "Longest message, in characters after trimming.",
+    },
+    Setting {
+        env: &["PARLEY_EDIT_WINDOW_SECONDS"],
+        key: "edit_window_seconds",
+        default: "`0`",
+        meaning: "How long after posting a message its sender may edit it; past it an edit gets 403 `edit_window_passed`. `0` for always. Deleting has no window.",
+    },
+    Setting {
+        env: &["PARLEY_MAX_SOCKETS_PER_USER"],
+        key: "max_sockets_per_user",
+        default: "`20`",
+        meaning: "Sockets one user may hold open on one instance; past it the upgrade is refused with 429 `too_many_sockets` and `Retry-After`. `0` for no limit (load tests).",
+    },
+    Setting {
+        env: &["PARLEY_PRESENCE_LEASE_SECONDS"],
+        key: "presence_lease_seconds",
+        default: "`30`",
+        meaning: "On PostgreSQL, how long the other instances keep the users of an instance that stopped without a goodbye (killed, cut off) online; each instance renews its lease three times per lease and sweeps expired ones as often.",
+    },
+    Setting {
+        env: &["PARLEY_RESUME_MAX_MESSAGES"],
+        key: "resume_max_messages",
+        default: "`1000`",
+        meaning: "The most messages one `resume` replays; from further back the socket gets `resync`.",
+    },
+    Setting {
+        env: &["PARLEY_WS_FRAMES_PER_SECOND"],
+        key: "ws_frames_per_second",
+        default: "`20`",
+        meaning: "Frames one user may send per second over all their sockets, each `POST /chats/{id}/messages` counting as one (bursts of three times as many pass); past it a frame gets `error` `rate_limited`, a post 429 `rate_limited`. `0` for no limit.",
+    },
+    Setting {
+        env: &["PARLEY_LOGIN_FREE_FAILURES"],
+        key: "login_free_failures",
+        default: "`5`",
+        meaning: "Failed logins one address may make on one account (its username and email are one) before each further failure doubles how long that address waits before trying that account again: 1 s, 2 s, 4 s, ... up to 15 minutes; counts are kept a day. `0` for no wait.",
+    },
+    Setting {
+        env: &["PARLEY_LOGIN_FAILURES_PER_ADDRESS_PER_HOUR"],
+        key: "login_failures_per_address_per_hour",
+        default: "`60`",
+        meaning: "Failed logins one address may make over all accounts within an hour of its first; past it its logins are refused until the hour is out. `0` for no limit.",
+    },
+    Setting {
+        env: &["PARLEY_MAX_HASHES_PER_ADDRESS"],
+        key: "max_hashes_per_address",
+        default: "`2`",
+        meaning: "Logins and registrations one address may have hashing a password at once (running or waiting); past it 429 `rate_limited` at once. `0` for no limit.",
+    },
+    Setting {
+        env: &["PARLEY_MAX_HASHES_IN_FLIGHT"],
+        key: "max_hashes_in_flight",
+        default: "`16`",
+        meaning: "Password hashes admitted at once over all addresses (running or waiting: no more run at once than there are cores); past it 429 `rate_limited` at once. `0` for no limit.",
+    },
+    Setting {
+        env: &["PARLEY_REQUESTS_PER_MINUTE_PER_USER"],
+        key: "requests_per_minute_per_user",
+        default: "`600`",
+        meaning: "HTTP requests (socket upgrades included) one user may make per minute, counted by the token they carry; past it 429 `rate_limited`. `0` for no limit.",
+    },
+    Setting {
+        env: &["PARLEY_REQUESTS_PER_MINUTE_PER_ADDRESS"],
+        key: "requests_per_minute_per_address",
+        default: "`1200`",
+        meaning: "HTTP requests one client address may make per minute, `/health` excepted; past it 429 `rate_limited`. `0` for no limit.",
+    },
+    Setting {
+        env: &["PARLEY_REGISTRATIONS_PER_ADDRESS_PER_HOUR"],
+        key: "registrations_per_address_per_hour",
+        default: "`20`",
+        meaning: "`POST /auth/register` attempts one address may make per hour, refused ones included; past it 429 `rate_limited`. `0` for no limit.",
+    },
+    Setting {
+        env: &["PARLEY_CLIENT_ADDRESS_HEADER"],
+        key: "client_address_header",
+        default: "unset",
+        meaning: "Behind a trusted reverse proxy: the header it writes the client's address in, e.g. `X-Forwarded-For`. The client address is then the last address in the last such header (the one the proxy appended; earlier ones came from the client). Unset: the address of the connection's peer; the header is ignored. Set it only when every request comes through the proxy, or anyone can choose their address.",
+    },
+    Setting {
+        env: &["PARLEY_PUBLIC_URL"],
+        key: "public_url",
+        default: "unset",
+        meaning: "The URL people open; its origin may use the cookie and log in or register from a browser, and `https` makes the cookie `Secure`.",
+    },
+    Setting {
+        env: &["PARLEY_ALLOWED_ORIGINS"],
+        key: "allowed_origins",
+        default: "empty",
+        meaning: "More origins allowed to use the cookie and to log in or register from a browser, comma separated.",
+    },
+    Setting {
+        env: &["PARLEY_COOKIE_SECURE"],
+        key: "cookie_secure",
+        default: "from `PARLEY_PUBLIC_URL`",
+        meaning: "Force the cookie's `Secure` flag on or off.",
+    },
+    Setting {
+        env: &["PARLEY_METRICS_BIND"],
+        key: "metrics_bind",
+        default: "unset",
+        meaning: "An address (e.g. `127.0.0.1:9100`) to serve `GET /metrics` on, alone, so that it need not be public; unset, `/metrics` is served with the API.",
+    },
+    Setting {
+        env: &["PARLEY_LOG"],
+        key: "log",
+        default: "`info`",
+        meaning: r#"Log filter, e.g. `parley=debug,sqlx=warn`. At `info`, one access line per request on target `parley::access` (method, route template, status, `ms`, `user_id` when authenticated; never a token, a cookie or a query string); `parley::access=off` silences it. Every line about a request carries its `request_id` (see "Running it as a service")."#,
+    },
+    Setting {
+        env: &["PARLEY_LOG_FORMAT"],
+        key: "log_format",
+        default: "`text`",
+        meaning: "`text`, lines for people, or `json`: one JSON object per line on standard output (`timestamp`, `level`, `target`, `fields`, and `span`/`spans` with the `request_id`), for a log collector.",
+    },
+    Setting {
+        env: &["PARLEY_DRAIN_SECONDS"],
+        key: "drain_seconds",
+        default: "`0`",
+        meaning: "After SIGTERM or Ctrl-C, how long to keep serving with `/ready` at 503 before closing sockets and stopping, so a load balancer takes the instance out of rotation first.",
+    },
+];
+
+/// The table of [`SETTINGS`] in Markdown, as README.md shows it.
+pub fn settings_table() -> String {
+    let mut table = String::from(
+        "| Environment | `parley.toml` key | Default | Meaning |\n|---|---|---|---|\n",
+    );
+    for s in SETTINGS {
+        let env: Vec<String> = s.env.iter().map(|e| format!("`{e}`")).collect();
+        table.push_str(&format!(
+            "| {} | `{}` | {} | {} |\n",
+            env.join(" or "),
+            s.key,
+            s.default,
+            s.meaning
+        ));
+    }
+    table
+}
+
 /// How log lines are written to standard output.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -429,6 +652,38 @@ fn env_name(key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn readme_shows_the_settings_table() {
+        let readme = include_str!("../README.md");
+        assert!(
+            readme.contains(&settings_table()),
+            "README.md's configuration table is not the one `parley config` prints; paste that in"
+        );
+    }
+
+    #[test]
+    fn every_field_has_one_setting_named_after_it() {
+        let defaults = serde_json::to_value(Config::default()).unwrap();
+        let mut fields: Vec<&str> = defaults
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut keys: Vec<&str> = SETTINGS.iter().map(|s| s.key).collect();
+        fields.sort_unstable();
+        keys.sort_unstable();
+        assert_eq!(keys, fields);
+        for s in SETTINGS {
+            let env = format!("PARLEY_{}", s.key.to_ascii_uppercase());
+            assert!(
+                s.env.contains(&env.as_str()),
+                "{} is not set by {env}",
+                s.key
+            );
+        }
+    }
 
     #[test]
     fn database_is_chosen_by_scheme() {

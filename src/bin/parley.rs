@@ -35,6 +35,9 @@ enum Command {
     /// Manage accounts.
     #[command(subcommand)]
     Admin(Admin),
+    /// Print every setting: its environment variables, `parley.toml` key, default and meaning,
+    /// as the Markdown table of the README.
+    Config,
 }
 
 /// Account commands. A password is read from standard input (one line), or asked for at a
@@ -65,6 +68,10 @@ enum Admin {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Some(Command::Config)) {
+        print!("{}", parley::config::settings_table());
+        return ExitCode::SUCCESS;
+    }
     let config = match Config::load() {
         Ok(c) => c,
         Err(e) => {
@@ -81,6 +88,7 @@ async fn main() -> ExitCode {
             .await
             .map(|()| println!("backed up to {}", path.display())),
         Command::Admin(command) => admin(&config, command).await,
+        Command::Config => unreachable!("answered before the configuration is read"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -44,6 +44,7 @@ mod hygiene;
 mod library;
 mod lifecycle;
 mod metrics;
+mod openapi;
 mod operate;
 mod sessions;
 mod sockets;

@@ -249,15 +249,26 @@ fn content_type(path: &str) -> &'static str {
     }
 }
 
+/// The file a path names, `index.html` for a directory.
+fn file_of(path: &str) -> String {
+    if path.is_empty() || path.ends_with('/') {
+        format!("{path}{INDEX}")
+    } else {
+        path.to_owned()
+    }
+}
+
+/// Whether the request names a file of the client. The route of the files takes only those, so
+/// that an API path does not count `GET` among its methods (in a 405's `Allow`) for them.
+pub fn is_asset(req: &Request) -> bool {
+    let path = req.uri().path().trim_start_matches('/');
+    table().0.contains_key(&file_of(path))
+}
+
 /// Serves a file of the client, `index.html` for `/`.
 #[handler]
 pub async fn serve(req: &mut Request, res: &mut Response) {
-    let path = req.param::<String>("path").unwrap_or_default();
-    let path = if path.is_empty() || path.ends_with('/') {
-        format!("{path}{INDEX}")
-    } else {
-        path
-    };
+    let path = file_of(&req.param::<String>("path").unwrap_or_default());
     let table = table();
     let Some(asset) = table.0.get(&path) else {
         res.status_code(StatusCode::NOT_FOUND);

@@ -2,9 +2,10 @@
 //! response bodies. Field names are a contract with existing clients; fields are only added.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use salvo::oapi::ToSchema;
+use salvo::oapi::{ToParameters, ToSchema};
 use serde::{Deserialize, Serialize};
 
+use super::openapi;
 use crate::domain::{
     ChatName, ChatSummary, Email, Member, Message, Password, Quote, Reaction, RoomSummary, Session,
     SessionId, Tokens, User, Username, ValidationError, Visibility,
@@ -13,9 +14,13 @@ use crate::domain::{
 /// `POST /auth/register`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RegisterBody {
+    #[salvo(schema(schema_with = openapi::username))]
     pub username: String,
+    #[salvo(schema(schema_with = openapi::email))]
     pub email: String,
+    #[salvo(schema(schema_with = openapi::new_password))]
     pub password: String,
+    #[salvo(schema(schema_with = openapi::password_confirm))]
     pub password_confirm: String,
 }
 
@@ -32,7 +37,9 @@ impl RegisterBody {
 /// `POST /auth/login`, as a form or JSON. `username` may be an email.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct LoginBody {
+    #[salvo(schema(schema_with = openapi::login_name))]
     pub username: String,
+    /// Any text: a wrong password is 401 like an unknown name.
     pub password: String,
 }
 
@@ -142,7 +149,9 @@ pub struct EndedOut {
 /// `POST /auth/password`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct PasswordBody {
+    /// As typed; a wrong one is 403 `wrong_password`.
     pub current_password: String,
+    #[salvo(schema(schema_with = openapi::new_password))]
     pub new_password: String,
 }
 
@@ -172,10 +181,12 @@ pub struct UserStatusOut {
 /// `POST /chats/{chat_id}/messages`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct PostMessageBody {
+    #[salvo(schema(schema_with = openapi::default_message))]
     pub message: String,
     /// The client's own name for the message, 1 to 64 printable characters: sent again
     /// with the same `client_id`, the message is stored once.
     #[serde(default)]
+    #[salvo(schema(schema_with = openapi::client_id))]
     pub client_id: Option<String>,
     /// The id of the message of this chat that this one answers.
     #[serde(default)]
@@ -186,6 +197,7 @@ pub struct PostMessageBody {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct EditMessageBody {
     /// The new text, under the same rules as a new message's.
+    #[salvo(schema(schema_with = openapi::default_message))]
     pub message: String,
 }
 
@@ -337,11 +349,14 @@ pub struct ChatIdOut {
 /// `POST /chats`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NewGroupBody {
+    #[salvo(schema(schema_with = openapi::group_name))]
     pub name: String,
+    /// The other first members (the caller is the owner): at most 999 different users.
     #[serde(default)]
     pub member_ids: Vec<i64>,
     /// `private` (default) or `public`.
     #[serde(default)]
+    #[salvo(schema(schema_with = openapi::visibility))]
     pub visibility: Option<String>,
 }
 
@@ -439,4 +454,45 @@ impl From<&RoomSummary> for RoomOut {
 
 pub fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// The path of a message's reaction.
+#[derive(Debug, Deserialize, ToParameters)]
+#[salvo(parameters(default_parameter_in = Path))]
+pub struct ReactionPath {
+    pub chat_id: i64,
+    /// The message.
+    pub id: i64,
+    /// The emoji, URL-encoded.
+    #[salvo(parameter(schema_with = openapi::emoji))]
+    pub emoji: String,
+}
+
+/// The path of a member of a group.
+#[derive(Debug, Deserialize, ToParameters)]
+#[salvo(parameters(default_parameter_in = Path))]
+pub struct MemberPath {
+    pub chat_id: i64,
+    #[salvo(parameter(schema_with = openapi::member))]
+    pub user_id: String,
+}
+
+/// The bounds of a history read; every bound given applies.
+#[derive(Debug, Deserialize, ToParameters)]
+#[salvo(parameters(default_parameter_in = Query))]
+pub struct HistoryQuery {
+    /// Messages before this id.
+    pub before: Option<i64>,
+    /// Messages after this id.
+    pub after: Option<i64>,
+    /// Messages before this position in the chat.
+    pub before_seq: Option<i64>,
+    /// Messages after this position in the chat.
+    pub after_seq: Option<i64>,
+    /// Instead, the messages changed after this change, in the order of their latest change;
+    /// with no other bound than `limit` (else 422).
+    #[salvo(parameter(schema_with = openapi::change_seq))]
+    pub changed_after: Option<i64>,
+    #[salvo(parameter(schema_with = openapi::page_limit))]
+    pub limit: Option<u32>,
 }

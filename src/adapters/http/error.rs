@@ -178,22 +178,46 @@ impl Scribe for ApiError {
 }
 
 impl EndpointOutRegister for ApiError {
+    /// Every error status an endpoint may answer; each endpoint's `status_codes` keeps the
+    /// ones it does.
     fn register(components: &mut Components, operation: &mut Operation) {
         for (status, what) in [
-            ("400", "Malformed request"),
-            ("401", "Missing, bad or expired token"),
-            ("403", "Not allowed"),
+            (
+                "400",
+                "`malformed_body`: the body is not JSON; or a request that cannot be met",
+            ),
+            ("401", "Missing, bad or expired token, or wrong credentials"),
+            ("403", "Not allowed, or from an origin that is not"),
             ("404", "Not found"),
             ("409", "Conflict"),
-            ("422", "Invalid field"),
+            ("413", "`payload_too_large`: the body is over 64 KiB"),
+            ("422", "`invalid_field`: the body names the field at fault"),
             ("429", "Too many failed logins or requests; see Retry-After"),
             ("500", "Unexpected failure; the body names the request id"),
+            ("503", "`not_ready`"),
         ] {
-            operation.responses.insert(
-                status,
-                oapi::Response::new(what)
-                    .add_content("application/json", ErrorBody::to_schema(components)),
-            );
+            let mut response = oapi::Response::new(what)
+                .add_content("application/json", ErrorBody::to_schema(components));
+            let integer = || oapi::Object::with_type(oapi::BasicType::Integer).minimum(1);
+            let text = || oapi::Object::with_type(oapi::BasicType::String);
+            match status {
+                "401" => {
+                    response = response.add_header(
+                        "WWW-Authenticate",
+                        oapi::Header::new(text()).description("`Bearer`"),
+                    );
+                }
+                "429" => {
+                    response = response.add_header(
+                        "Retry-After",
+                        oapi::Header::new(integer())
+                            .required(true)
+                            .description("Seconds to wait before trying again."),
+                    );
+                }
+                _ => {}
+            }
+            operation.responses.insert(status, response);
         }
     }
 }

@@ -9,6 +9,7 @@ mod delivered;
 pub mod dto;
 pub mod error;
 pub mod limits;
+pub mod openapi;
 pub mod protocol;
 pub mod registry;
 pub mod request_id;
@@ -23,7 +24,6 @@ use salvo::catch_panic::CatchPanic;
 use salvo::catcher::Catcher;
 use salvo::http::Method;
 use salvo::http::header::HeaderName;
-use salvo::oapi::OpenApi;
 use salvo::oapi::swagger_ui::SwaggerUi;
 use salvo::prelude::*;
 use salvo::routing::{FilterInfo, filters};
@@ -193,10 +193,13 @@ pub fn router(state: Arc<HttpState>) -> Router {
                 .push(Router::with_path("{chat_id}/join").post(routes::join))
                 .push(Router::with_path("{chat_id}/read").post(routes::mark_read))
                 // `POST /chats/{id}` opens a direct chat with user `id`; `GET` reads chat `id`.
-                .push(Router::with_path("{user_id}").post(routes::open_direct))
-                .push(Router::with_path("{chat_id}").get(routes::chat_details)),
+                .push(
+                    Router::with_path("{id}")
+                        .get(routes::chat_details)
+                        .post(routes::open_direct),
+                ),
         );
-    let doc = OpenApi::new("Parley", env!("CARGO_PKG_VERSION")).merge_router(&api);
+    let doc = openapi::document(&api, &state.messages.limits());
     let request_limiters = limits::request_limiters(&state);
     let mut router = Router::new()
         // A bug in one handler answers that request with a 500, not a dropped connection.
@@ -218,7 +221,11 @@ pub fn router(state: Arc<HttpState>) -> Router {
         })
         .push(doc.into_router("/openapi.json"))
         .push(SwaggerUi::new("/openapi.json").into_router("/docs"))
-        .push(Router::with_path("{**path}").get(assets::serve));
+        .push(
+            Router::with_path("{**path}")
+                .filter_fn(|req, _| assets::is_asset(req))
+                .get(assets::serve),
+        );
     // After the API description is drawn, so that it lists each route once.
     answer_head_like_get(&mut router);
     router

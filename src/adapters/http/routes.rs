@@ -99,7 +99,7 @@ fn query_id(req: &Request, name: &'static str) -> Result<Option<i64>, ApiError> 
 /// From a browser, only from an allowed origin: a page elsewhere gets 403, whatever the
 /// content type it sends. 429 past the registrations allowed per address per hour, or while
 /// this address already has passwords being hashed.
-#[endpoint(tags("auth"), request_body = RegisterBody, status_codes(201, 400, 403, 409, 422, 429))]
+#[endpoint(tags("auth"), request_body = RegisterBody, responses((status_code = 201, description = "The account", body = UserOut)), status_codes(201, 400, 403, 409, 413, 422, 429, 500))]
 pub async fn register(
     req: &mut Request,
     depot: &mut Depot,
@@ -124,7 +124,7 @@ pub async fn register(
 /// origin, so that no other site can sign a visitor into an account of its choosing. 429 with
 /// `Retry-After` while this address must wait after failed logins, or while it already has
 /// passwords being hashed.
-#[endpoint(tags("auth"), request_body = LoginBody, status_codes(200, 400, 401, 403, 422, 429))]
+#[endpoint(tags("auth"), request_body = LoginBody, status_codes(200, 400, 401, 403, 413, 422, 429, 500))]
 pub async fn login(
     req: &mut Request,
     depot: &mut Depot,
@@ -219,7 +219,7 @@ fn clear_session_cookies(res: &mut Response, state: &HttpState) {
 /// `refresh_token_reused`), since someone else holds a copy; one exchanged only seconds
 /// before, as when two tabs refresh at once, gets an access token without a new refresh
 /// token.
-#[endpoint(tags("auth"), request_body = RefreshBody, status_codes(200, 400, 401, 403))]
+#[endpoint(tags("auth"), request_body = RefreshBody, status_codes(200, 400, 401, 403, 413, 422, 429, 500))]
 pub async fn refresh(
     req: &mut Request,
     depot: &mut Depot,
@@ -257,7 +257,7 @@ pub async fn refresh(
 }
 
 /// The caller's account.
-#[endpoint(tags("auth"), status_codes(200, 401))]
+#[endpoint(security(("bearer" = [])), tags("auth"), status_codes(200, 401, 429, 500))]
 pub async fn current_user(req: &mut Request, depot: &mut Depot) -> Result<Json<UserOut>, ApiError> {
     let (state, me) = caller(depot, req).await?;
     Ok(Json(state.auth.me(&me).await?.into()))
@@ -265,7 +265,7 @@ pub async fn current_user(req: &mut Request, depot: &mut Depot) -> Result<Json<U
 
 /// Whether the request carries a valid session, and whose. Always 200, so that a page can ask
 /// on its first visit without a failed request in its console.
-#[endpoint(tags("auth"), status_codes(200))]
+#[endpoint(tags("auth"), status_codes(200, 429, 500))]
 pub async fn session(req: &mut Request, depot: &mut Depot) -> Result<Json<SessionOut>, ApiError> {
     match caller(depot, req).await {
         Ok((state, me)) => Ok(Json(SessionOut {
@@ -285,7 +285,7 @@ pub async fn session(req: &mut Request, depot: &mut Depot) -> Result<Json<Sessio
 }
 
 /// End the session: the token stops working everywhere and its sockets close.
-#[endpoint(tags("auth"), status_codes(204, 401, 403))]
+#[endpoint(security(("bearer" = [])), tags("auth"), status_codes(204, 401, 403, 429, 500))]
 pub async fn logout(
     req: &mut Request,
     depot: &mut Depot,
@@ -298,7 +298,7 @@ pub async fn logout(
 }
 
 /// The caller's sessions, most recently used first; `current` marks the one asking.
-#[endpoint(tags("auth"), status_codes(200, 401))]
+#[endpoint(security(("bearer" = [])), tags("auth"), status_codes(200, 401, 429, 500))]
 pub async fn list_sessions(
     req: &mut Request,
     depot: &mut Depot,
@@ -315,7 +315,7 @@ pub async fn list_sessions(
 
 /// End one of the caller's sessions: its tokens stop working and its sockets close (4401).
 /// Ending the current one is logging out.
-#[endpoint(tags("auth"), parameters(("session_id" = String, Path)), status_codes(204, 401, 403, 404))]
+#[endpoint(security(("bearer" = [])), tags("auth"), parameters(("session_id" = String, Path)), status_codes(204, 401, 403, 404, 429, 500))]
 pub async fn end_session(
     req: &mut Request,
     depot: &mut Depot,
@@ -332,7 +332,7 @@ pub async fn end_session(
 }
 
 /// End every session of the caller but this one.
-#[endpoint(tags("auth"), status_codes(200, 401, 403))]
+#[endpoint(security(("bearer" = [])), tags("auth"), status_codes(200, 401, 403, 429, 500))]
 pub async fn logout_all(req: &mut Request, depot: &mut Depot) -> Result<Json<EndedOut>, ApiError> {
     let (state, me) = caller(depot, req).await?;
     let ended = state.auth.end_other_sessions(&me).await?;
@@ -342,7 +342,7 @@ pub async fn logout_all(req: &mut Request, depot: &mut Depot) -> Result<Json<End
 /// Change the caller's password: the current one must be right (else 403 `wrong_password`),
 /// the new one follows the rules of registration (else 422 on `new_password`). Every other
 /// session of the caller ends; this one goes on.
-#[endpoint(tags("auth"), request_body = PasswordBody, status_codes(204, 401, 403, 422))]
+#[endpoint(security(("bearer" = [])), tags("auth"), request_body = PasswordBody, status_codes(204, 400, 401, 403, 413, 422, 429, 500))]
 pub async fn change_password(req: &mut Request, depot: &mut Depot) -> Result<StatusCode, ApiError> {
     let (state, me) = caller(depot, req).await?;
     let body: PasswordBody = json_body(req).await?;
@@ -352,7 +352,7 @@ pub async fn change_password(req: &mut Request, depot: &mut Depot) -> Result<Sta
 }
 
 /// Everyone but the caller, by username, with online status.
-#[endpoint(tags("users"), status_codes(200, 401))]
+#[endpoint(security(("bearer" = [])), tags("users"), status_codes(200, 401, 429, 500))]
 pub async fn list_users(
     req: &mut Request,
     depot: &mut Depot,
@@ -375,7 +375,7 @@ pub async fn list_users(
 }
 
 /// The caller's chats, most recent first.
-#[endpoint(tags("chats"), status_codes(200, 401))]
+#[endpoint(security(("bearer" = [])), tags("chats"), status_codes(200, 401, 429, 500))]
 pub async fn list_chats(
     req: &mut Request,
     depot: &mut Depot,
@@ -396,14 +396,14 @@ pub async fn list_chats(
 }
 
 /// Open the direct chat with a user: 201 when created, 200 when it existed.
-#[endpoint(tags("chats"), parameters(("user_id" = i64, Path, description = "The other user")), status_codes(200, 201, 400, 401, 404))]
+#[endpoint(security(("bearer" = [])), tags("chats"), parameters(("id" = i64, Path, description = "The other user")), responses((status_code = 201, description = "A new chat", body = ChatIdOut)), status_codes(200, 201, 400, 401, 403, 404, 422, 429, 500))]
 pub async fn open_direct(
     req: &mut Request,
     depot: &mut Depot,
     res: &mut Response,
 ) -> Result<Json<ChatIdOut>, ApiError> {
     let (state, me) = caller(depot, req).await?;
-    let other = UserId(path_id(req, "user_id")?);
+    let other = UserId(path_id(req, "id")?);
     let (chat, created) = state.chats.open_direct(&me, other).await?;
     if created {
         res.status_code(StatusCode::CREATED);
@@ -412,7 +412,7 @@ pub async fn open_direct(
 }
 
 /// Create a group owned by the caller.
-#[endpoint(tags("chats"), request_body = NewGroupBody, status_codes(201, 401, 404, 422))]
+#[endpoint(security(("bearer" = [])), tags("chats"), request_body = NewGroupBody, responses((status_code = 201, description = "The new group", body = ChatIdOut)), status_codes(201, 400, 401, 403, 404, 413, 422, 429, 500))]
 pub async fn create_group(
     req: &mut Request,
     depot: &mut Depot,
@@ -430,13 +430,13 @@ pub async fn create_group(
 }
 
 /// A chat and its members, for members.
-#[endpoint(tags("chats"), parameters(("chat_id" = i64, Path)), status_codes(200, 401, 403, 404))]
+#[endpoint(security(("bearer" = [])), tags("chats"), parameters(("id" = i64, Path, description = "The chat")), status_codes(200, 401, 403, 404, 422, 429, 500))]
 pub async fn chat_details(
     req: &mut Request,
     depot: &mut Depot,
 ) -> Result<Json<ChatDetailsOut>, ApiError> {
     let (state, me) = caller(depot, req).await?;
-    let chat_id = ChatId(path_id(req, "chat_id")?);
+    let chat_id = ChatId(path_id(req, "id")?);
     let (chat, members) = state.chats.chat_details(&me, chat_id).await?;
     let ids: Vec<UserId> = members.iter().map(|m| m.user_id).collect();
     let online = state.presence.online_among(&ids).await?;
@@ -453,7 +453,7 @@ pub async fn chat_details(
 }
 
 /// A member adds someone to a group.
-#[endpoint(tags("chats"), request_body = AddMemberBody, parameters(("chat_id" = i64, Path)), status_codes(204, 401, 403, 404, 422))]
+#[endpoint(security(("bearer" = [])), tags("chats"), request_body = AddMemberBody, parameters(("chat_id" = i64, Path)), status_codes(204, 400, 401, 403, 404, 413, 422, 429, 500))]
 pub async fn add_member(req: &mut Request, depot: &mut Depot) -> Result<StatusCode, ApiError> {
     let (state, me) = caller(depot, req).await?;
     let chat_id = ChatId(path_id(req, "chat_id")?);
@@ -466,7 +466,7 @@ pub async fn add_member(req: &mut Request, depot: &mut Depot) -> Result<StatusCo
 }
 
 /// Leave a group (`me`), or as its owner remove a member.
-#[endpoint(tags("chats"), parameters(("chat_id" = i64, Path), ("user_id" = String, Path, description = "A user id, or `me`")), status_codes(204, 401, 403, 404))]
+#[endpoint(security(("bearer" = [])), tags("chats"), parameters(MemberPath), status_codes(204, 401, 403, 404, 422, 429, 500))]
 pub async fn remove_member(req: &mut Request, depot: &mut Depot) -> Result<StatusCode, ApiError> {
     let (state, me) = caller(depot, req).await?;
     let chat_id = ChatId(path_id(req, "chat_id")?);
@@ -480,7 +480,7 @@ pub async fn remove_member(req: &mut Request, depot: &mut Depot) -> Result<Statu
 }
 
 /// Public groups anyone may join.
-#[endpoint(tags("chats"), status_codes(200, 401))]
+#[endpoint(security(("bearer" = [])), tags("chats"), status_codes(200, 401, 429, 500))]
 pub async fn list_rooms(
     req: &mut Request,
     depot: &mut Depot,
@@ -491,7 +491,7 @@ pub async fn list_rooms(
 }
 
 /// Join a public group.
-#[endpoint(tags("chats"), parameters(("chat_id" = i64, Path)), status_codes(200, 401, 403, 404))]
+#[endpoint(security(("bearer" = [])), tags("chats"), parameters(("chat_id" = i64, Path)), status_codes(200, 401, 403, 404, 422, 429, 500))]
 pub async fn join(req: &mut Request, depot: &mut Depot) -> Result<Json<ChatIdOut>, ApiError> {
     let (state, me) = caller(depot, req).await?;
     let chat_id = ChatId(path_id(req, "chat_id")?);
@@ -508,7 +508,7 @@ pub async fn join(req: &mut Request, depot: &mut Depot) -> Result<Json<ChatIdOut
 /// `changed_after=<change_seq>` instead answers the messages changed (edited, deleted,
 /// reacted to) after that change, in the order of their latest change, so a client that was
 /// away learns what it missed of the messages it holds; it takes no other bound but `limit`.
-#[endpoint(tags("chats"), parameters(("chat_id" = i64, Path), ("before" = Option<i64>, Query), ("after" = Option<i64>, Query), ("before_seq" = Option<i64>, Query), ("after_seq" = Option<i64>, Query), ("changed_after" = Option<i64>, Query), ("limit" = Option<u32>, Query)), status_codes(200, 401, 403, 404, 422))]
+#[endpoint(security(("bearer" = [])), tags("chats"), parameters(("chat_id" = i64, Path), HistoryQuery), status_codes(200, 401, 403, 404, 422, 429, 500))]
 pub async fn history(
     req: &mut Request,
     depot: &mut Depot,
@@ -543,7 +543,7 @@ pub async fn history(
 /// With a `client_id`, sending again stores nothing: 201 answers the message stored now, 200
 /// the same message stored by an earlier send. Each post takes from the same per-user budget
 /// as socket frames: past it, 429 `rate_limited` with `Retry-After`.
-#[endpoint(tags("chats"), request_body = PostMessageBody, parameters(("chat_id" = i64, Path)), status_codes(200, 201, 401, 403, 404, 422, 429))]
+#[endpoint(security(("bearer" = [])), tags("chats"), request_body = PostMessageBody, parameters(("chat_id" = i64, Path)), responses((status_code = 201, description = "The message, stored now", body = MessageOut)), status_codes(200, 201, 400, 401, 403, 404, 409, 413, 422, 429, 500))]
 pub async fn post_message(
     req: &mut Request,
     depot: &mut Depot,
@@ -574,7 +574,7 @@ pub async fn post_message(
 }
 
 /// Change the text of one's own message (within the edit window, if one is set).
-#[endpoint(tags("chats"), request_body = EditMessageBody, parameters(("chat_id" = i64, Path), ("id" = i64, Path)), status_codes(200, 401, 403, 404, 409, 422))]
+#[endpoint(security(("bearer" = [])), tags("chats"), request_body = EditMessageBody, parameters(("chat_id" = i64, Path), ("id" = i64, Path)), status_codes(200, 400, 401, 403, 404, 409, 413, 422, 429, 500))]
 pub async fn edit_message(
     req: &mut Request,
     depot: &mut Depot,
@@ -591,7 +591,7 @@ pub async fn edit_message(
 }
 
 /// Delete one's own message, or as a group's owner anyone's: it stays as a tombstone.
-#[endpoint(tags("chats"), parameters(("chat_id" = i64, Path), ("id" = i64, Path)), status_codes(204, 401, 403, 404))]
+#[endpoint(security(("bearer" = [])), tags("chats"), parameters(("chat_id" = i64, Path), ("id" = i64, Path)), status_codes(204, 401, 403, 404, 422, 429, 500))]
 pub async fn delete_message(req: &mut Request, depot: &mut Depot) -> Result<StatusCode, ApiError> {
     let (state, me) = caller(depot, req).await?;
     let chat_id = ChatId(path_id(req, "chat_id")?);
@@ -615,7 +615,7 @@ async fn react(
 }
 
 /// React to a message with an emoji (URL-encoded in the path); giving it twice changes nothing.
-#[endpoint(tags("chats"), parameters(("chat_id" = i64, Path), ("id" = i64, Path), ("emoji" = String, Path)), status_codes(200, 401, 403, 404, 409, 422))]
+#[endpoint(security(("bearer" = [])), tags("chats"), parameters(ReactionPath), status_codes(200, 401, 403, 404, 409, 422, 429, 500))]
 pub async fn add_reaction(
     req: &mut Request,
     depot: &mut Depot,
@@ -624,7 +624,7 @@ pub async fn add_reaction(
 }
 
 /// Take back one's reaction; taking back one not given changes nothing.
-#[endpoint(tags("chats"), parameters(("chat_id" = i64, Path), ("id" = i64, Path), ("emoji" = String, Path)), status_codes(200, 401, 403, 404, 409, 422))]
+#[endpoint(security(("bearer" = [])), tags("chats"), parameters(ReactionPath), status_codes(200, 401, 403, 404, 409, 422, 429, 500))]
 pub async fn remove_reaction(
     req: &mut Request,
     depot: &mut Depot,
@@ -633,7 +633,7 @@ pub async fn remove_reaction(
 }
 
 /// Move the caller's read marker forward.
-#[endpoint(tags("chats"), request_body = ReadBody, parameters(("chat_id" = i64, Path)), status_codes(204, 401, 403, 404, 422))]
+#[endpoint(security(("bearer" = [])), tags("chats"), request_body = ReadBody, parameters(("chat_id" = i64, Path)), status_codes(204, 400, 401, 403, 404, 413, 422, 429, 500))]
 pub async fn mark_read(req: &mut Request, depot: &mut Depot) -> Result<StatusCode, ApiError> {
     let (state, me) = caller(depot, req).await?;
     let chat_id = ChatId(path_id(req, "chat_id")?);
@@ -665,7 +665,7 @@ fn count_login<T>(outcome: &crate::domain::error::Result<T>) {
 
 /// Readiness: `ready` while the storage answers and the event bus is connected; 503
 /// `not_ready` while either is down or the server is draining after a stop signal.
-#[endpoint(tags("ops"), status_codes(200, 503))]
+#[endpoint(tags("ops"), status_codes(200, 429, 500, 503))]
 pub async fn ready(depot: &mut Depot) -> Result<&'static str, ApiError> {
     let state = state(depot);
     let refuse = |detail: &'static str| {
