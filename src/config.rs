@@ -199,7 +199,19 @@ pub const SETTINGS: &[Setting] = &[
         env: &["PARLEY_PRESENCE_LEASE_SECONDS"],
         key: "presence_lease_seconds",
         default: "`30`",
-        meaning: "On PostgreSQL, how long the other instances keep the users of an instance that stopped without a goodbye (killed, cut off) online; each instance renews its lease three times per lease and sweeps expired ones as often.",
+        meaning: "On PostgreSQL or Redis, how long the other instances keep the users of an instance that stopped without a goodbye (killed, cut off) online; each instance renews its lease three times per lease and sweeps expired ones as often.",
+    },
+    Setting {
+        env: &["PARLEY_REDIS_URL"],
+        key: "redis_url",
+        default: "unset",
+        meaning: "`redis://[:password@]host[:port][/db]`: Redis carries the events between instances (a stream), presence and the counters of failed logins and rate limits, instead of PostgreSQL; PostgreSQL stays the store (needs `DATABASE_URL` to be PostgreSQL). Unset: PostgreSQL alone ties instances together.",
+    },
+    Setting {
+        env: &["PARLEY_REDIS_PREFIX"],
+        key: "redis_prefix",
+        default: "`parley`",
+        meaning: "What every key Parley keeps in Redis starts with, so deployments can share one Redis.",
     },
     Setting {
         env: &["PARLEY_RESUME_MAX_MESSAGES"],
@@ -229,13 +241,19 @@ pub const SETTINGS: &[Setting] = &[
         env: &["PARLEY_MAX_HASHES_PER_ADDRESS"],
         key: "max_hashes_per_address",
         default: "`2`",
-        meaning: "Logins and registrations one address may have hashing a password at once (running or waiting); past it 429 `rate_limited` at once. `0` for no limit.",
+        meaning: "Logins and registrations one address may have hashing a password at once (running or waiting for a core); a further one waits for a place, up to `PARLEY_MAX_HASH_WAIT_MS`, then gets 429 `rate_limited`. `0` for no limit.",
     },
     Setting {
         env: &["PARLEY_MAX_HASHES_IN_FLIGHT"],
         key: "max_hashes_in_flight",
         default: "`16`",
-        meaning: "Password hashes admitted at once over all addresses (running or waiting: no more run at once than there are cores); past it 429 `rate_limited` at once. `0` for no limit.",
+        meaning: "Password hashes admitted at once over all addresses (running or waiting for a core: no more run at once than there are cores); a further one waits for a place, up to `PARLEY_MAX_HASH_WAIT_MS`, then gets 429 `rate_limited`. `0` for no limit.",
+    },
+    Setting {
+        env: &["PARLEY_MAX_HASH_WAIT_MS"],
+        key: "max_hash_wait_ms",
+        default: "`1000`",
+        meaning: "How long a login or registration waits for a place among the admitted password hashes before it is refused; `0` refuses at once. Waiting slows down a client that retries each refusal at once: its requests come no faster than its hashes are done.",
     },
     Setting {
         env: &["PARLEY_REQUESTS_PER_MINUTE_PER_USER"],
