@@ -5,13 +5,44 @@ use serde_json::json;
 
 use crate::support::app::{Backend, TestApp, is_message};
 
-/// The value of the first series of `metrics` whose line starts with `prefix`.
-fn value(metrics: &str, prefix: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
+/// The value of the series `selector` (`name` or `name{label="value",...}`, the labels a
+/// subset of the series') in `metrics`, read with a Prometheus text-format parser; for a
+/// histogram `name_count`, its count.
+fn value(metrics: &str, selector: &str) -> Option<f64> {
+    use openmetrics_parser::PrometheusValue;
+    let exposition =
+        openmetrics_parser::prometheus::parse_prometheus(metrics).unwrap_or_else(|e| {
+            panic!("the metrics do not parse as Prometheus text ({e:?}):\n{metrics}")
+        });
+    let (name, labels) = selector.split_once('{').unwrap_or((selector, ""));
+    let wanted: Vec<(&str, &str)> = labels
+        .strip_suffix('}')
+        .unwrap_or(labels)
+        .split("\",")
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (k, v) = l.split_once('=').expect("label=\"value\"");
+            (k, v.trim_matches('"'))
+        })
+        .collect();
+    let family = name
+        .strip_suffix("_count")
+        .and_then(|base| exposition.families.get(base))
+        .or_else(|| exposition.families.get(name))?;
+    family
+        .iter_samples()
+        .find(|sample| {
+            let set = sample.get_labelset().expect("a sample of a family");
+            wanted
+                .iter()
+                .all(|(k, v)| set.get_label_value(k) == Some(*v))
+        })
+        .map(|sample| match &sample.value {
+            PrometheusValue::Unknown(n) | PrometheusValue::Gauge(n) => n.as_f64(),
+            PrometheusValue::Counter(c) => c.value.as_f64(),
+            PrometheusValue::Histogram(h) => h.count.unwrap_or(0) as f64,
+            PrometheusValue::Summary(_) => f64::NAN,
+        })
 }
 
 #[tokio::test]
@@ -57,11 +88,11 @@ async fn metrics_count_sockets_messages_requests_refusals_and_logins() {
         assert!(got >= at_least, "{series} = {got}");
     }
     assert!(
-        metrics
-            .lines()
-            .any(|l| l.starts_with("parley_http_requests_total")
-                && l.contains("route=\"/chats/{chat_id}/messages\"")
-                && l.contains("status=\"201\"")),
+        value(
+            &metrics,
+            "parley_http_requests_total{route=\"/chats/{chat_id}/messages\",status=\"201\"}"
+        )
+        .is_some_and(|n| n >= 1.0),
         "requests by route template and status:\n{metrics}"
     );
     assert!(

@@ -80,8 +80,14 @@ pub(super) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
 }
 
 fn path_id(req: &Request, name: &'static str) -> Result<i64, ApiError> {
-    req.param::<i64>(name)
-        .ok_or_else(|| ApiError::invalid(name, format!("'{name}' must be an integer.")))
+    path_id_as(req, name, name)
+}
+
+/// The path parameter `param`, refused as the field `field`: `/chats/{id}` is one path for
+/// two operations, and each names its id as its clients know it.
+fn path_id_as(req: &Request, param: &str, field: &'static str) -> Result<i64, ApiError> {
+    req.param::<i64>(param)
+        .ok_or_else(|| ApiError::invalid(field, format!("'{field}' must be an integer.")))
 }
 
 fn query_id(req: &Request, name: &'static str) -> Result<Option<i64>, ApiError> {
@@ -403,7 +409,7 @@ pub async fn open_direct(
     res: &mut Response,
 ) -> Result<Json<ChatIdOut>, ApiError> {
     let (state, me) = caller(depot, req).await?;
-    let other = UserId(path_id(req, "id")?);
+    let other = UserId(path_id_as(req, "id", "user_id")?);
     let (chat, created) = state.chats.open_direct(&me, other).await?;
     if created {
         res.status_code(StatusCode::CREATED);
@@ -436,7 +442,7 @@ pub async fn chat_details(
     depot: &mut Depot,
 ) -> Result<Json<ChatDetailsOut>, ApiError> {
     let (state, me) = caller(depot, req).await?;
-    let chat_id = ChatId(path_id(req, "id")?);
+    let chat_id = ChatId(path_id_as(req, "id", "chat_id")?);
     let (chat, members) = state.chats.chat_details(&me, chat_id).await?;
     let ids: Vec<UserId> = members.iter().map(|m| m.user_id).collect();
     let online = state.presence.online_among(&ids).await?;
