@@ -2,13 +2,37 @@
 //! to agree on who is online.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Mutex, Weak};
+use std::time::Duration;
 
 use async_trait::async_trait;
 
 use crate::domain::UserId;
 use crate::domain::error::Result;
 use crate::ports::PresenceTracker;
+
+/// A tracker shared by instances holds a lease for its own, which it must renew.
+#[async_trait]
+pub(crate) trait Lease: Send + Sync + 'static {
+    /// Extends this instance's lease, taking a new one (and counting its sockets again) when
+    /// the others had expired it.
+    async fn renew(&self) -> Result<()>;
+}
+
+/// Renews `tracker`'s lease every `every`, for as long as the tracker lives.
+pub(crate) async fn keep_renewing<T: Lease>(tracker: Weak<T>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Some(tracker) = tracker.upgrade() else {
+            return;
+        };
+        if let Err(e) = tracker.renew().await {
+            tracing::error!(error = ?e, "cannot renew this instance's presence lease");
+        }
+    }
+}
 
 /// Counts the open sockets of each user in this process.
 #[derive(Debug, Default)]

@@ -405,10 +405,12 @@ async fn rate_limits_and_failed_logins_count_every_instance(engine: Engine) {
 #[tokio::test]
 async fn redis_needs_postgres_and_says_so() {
     let redis = TestRedis::start().await;
-    let mut config = Config::default();
-    config.database_url = Some("memory://".into());
-    config.redis_url = Some(Secret::new(redis.url.clone()));
-    config.bind = "127.0.0.1:0".parse().unwrap();
+    let config = Config {
+        database_url: Some("memory://".into()),
+        redis_url: Some(Secret::new(redis.url.clone())),
+        bind: "127.0.0.1:0".parse().unwrap(),
+        ..Config::default()
+    };
     let err = parley::app::App::build(config)
         .await
         .err()

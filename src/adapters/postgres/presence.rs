@@ -8,13 +8,14 @@
 //! advisory lock on that user, so two instances never both see themselves first or last.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::postgres::PgPool;
 use sqlx::{Postgres, Transaction};
 
+use crate::adapters::presence::{Lease, keep_renewing};
 use crate::domain::UserId;
 use crate::domain::error::{Error, Result};
 use crate::ports::PresenceTracker;
@@ -49,8 +50,37 @@ impl PgPresence {
         Ok(presence)
     }
 
-    /// Extends this instance's lease; when others had expired it (this instance stalled
-    /// longer than a lease), takes a new one and writes its counts back.
+    fn mine(&self) -> std::sync::MutexGuard<'_, HashMap<UserId, i32>> {
+        self.mine.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A transaction holding `user`'s presence lock.
+    async fn locked(&self, user: UserId) -> Result<Transaction<'static, Postgres>> {
+        let mut tx = self.pool.begin().await.map_err(Error::unexpected)?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(LOCK_SPACE + user.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::unexpected)?;
+        Ok(tx)
+    }
+
+    /// The sockets of `user` on every instance with a live lease.
+    async fn total(tx: &mut Transaction<'static, Postgres>, user: UserId) -> Result<i64> {
+        sqlx::query_scalar(
+            "SELECT COALESCE(sum(p.sockets), 0)::BIGINT FROM presence p \
+             JOIN presence_instances i ON i.id = p.instance \
+             WHERE p.user_id = $1 AND i.expires_at > now()",
+        )
+        .bind(user.0)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(Error::unexpected)
+    }
+}
+
+#[async_trait]
+impl Lease for PgPresence {
     async fn renew(&self) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(Error::unexpected)?;
         let renewed =
@@ -86,48 +116,6 @@ impl PgPresence {
             }
         }
         tx.commit().await.map_err(Error::unexpected)
-    }
-
-    fn mine(&self) -> std::sync::MutexGuard<'_, HashMap<UserId, i32>> {
-        self.mine.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// A transaction holding `user`'s presence lock.
-    async fn locked(&self, user: UserId) -> Result<Transaction<'static, Postgres>> {
-        let mut tx = self.pool.begin().await.map_err(Error::unexpected)?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(LOCK_SPACE + user.0)
-            .execute(&mut *tx)
-            .await
-            .map_err(Error::unexpected)?;
-        Ok(tx)
-    }
-
-    /// The sockets of `user` on every instance with a live lease.
-    async fn total(tx: &mut Transaction<'static, Postgres>, user: UserId) -> Result<i64> {
-        sqlx::query_scalar(
-            "SELECT COALESCE(sum(p.sockets), 0)::BIGINT FROM presence p \
-             JOIN presence_instances i ON i.id = p.instance \
-             WHERE p.user_id = $1 AND i.expires_at > now()",
-        )
-        .bind(user.0)
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(Error::unexpected)
-    }
-}
-
-async fn keep_renewing(presence: Weak<PgPresence>, every: Duration) {
-    let mut tick = tokio::time::interval(every);
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        let Some(presence) = presence.upgrade() else {
-            return;
-        };
-        if let Err(e) = presence.renew().await {
-            tracing::error!(error = ?e, "cannot renew this instance's presence lease");
-        }
     }
 }
 

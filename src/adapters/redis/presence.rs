@@ -5,13 +5,14 @@
 //! instances never both see themselves first or last, and times are Redis's own clock.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::Script;
 
 use super::{Redis, unexpected};
+use crate::adapters::presence::{Lease, keep_renewing};
 use crate::domain::UserId;
 use crate::domain::error::Result;
 use crate::ports::PresenceTracker;
@@ -149,10 +150,29 @@ impl RedisPresence {
         self.redis.key("presence:leases")
     }
 
+    /// Runs [`CONNECT`] or [`DISCONNECT`] for `user` on this instance: whether the socket was
+    /// the user's first, or last, anywhere.
+    async fn count(&self, script: &Script, user: UserId) -> Result<bool> {
+        let mut conn = self.redis.manager();
+        let told: i64 = script
+            .key(self.user_key(user))
+            .key(self.instance_key())
+            .key(self.leases_key())
+            .arg(&self.instance)
+            .arg(user.0)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unexpected)?;
+        Ok(told == 1)
+    }
+
     fn mine(&self) -> std::sync::MutexGuard<'_, HashMap<UserId, i64>> {
         self.mine.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
 
+#[async_trait]
+impl Lease for RedisPresence {
     async fn renew(&self) -> Result<()> {
         let mut invocation = self.renew.prepare_invoke();
         invocation
@@ -179,50 +199,16 @@ impl RedisPresence {
     }
 }
 
-async fn keep_renewing(presence: Weak<RedisPresence>, every: Duration) {
-    let mut tick = tokio::time::interval(every);
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        let Some(presence) = presence.upgrade() else {
-            return;
-        };
-        if let Err(e) = presence.renew().await {
-            tracing::error!(error = ?e, "cannot renew this instance's presence lease");
-        }
-    }
-}
-
 #[async_trait]
 impl PresenceTracker for RedisPresence {
     async fn connect(&self, user: UserId) -> Result<bool> {
-        let mut conn = self.redis.manager();
-        let first: i64 = self
-            .connect
-            .key(self.user_key(user))
-            .key(self.instance_key())
-            .key(self.leases_key())
-            .arg(&self.instance)
-            .arg(user.0)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(unexpected)?;
+        let first = self.count(&self.connect, user).await?;
         *self.mine().entry(user).or_insert(0) += 1;
-        Ok(first == 1)
+        Ok(first)
     }
 
     async fn disconnect(&self, user: UserId) -> Result<bool> {
-        let mut conn = self.redis.manager();
-        let last: i64 = self
-            .disconnect
-            .key(self.user_key(user))
-            .key(self.instance_key())
-            .key(self.leases_key())
-            .arg(&self.instance)
-            .arg(user.0)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(unexpected)?;
+        let last = self.count(&self.disconnect, user).await?;
         let mut mine = self.mine();
         if let Some(n) = mine.get_mut(&user) {
             *n -= 1;
@@ -230,7 +216,7 @@ impl PresenceTracker for RedisPresence {
                 mine.remove(&user);
             }
         }
-        Ok(last == 1)
+        Ok(last)
     }
 
     async fn online_among(&self, users: &[UserId]) -> Result<HashSet<UserId>> {
