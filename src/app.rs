@@ -16,7 +16,7 @@ use tokio::sync::{Notify, watch};
 use crate::adapters::argon2::Argon2Hasher;
 use crate::adapters::bus::{LocalBus, PgBus};
 use crate::adapters::clock::SystemClock;
-use crate::adapters::http::limits::{HttpLimits, SendBudget};
+use crate::adapters::http::limits::{HttpLimits, SendBudget, SyncedWindows};
 use crate::adapters::http::registry::Registry;
 use crate::adapters::http::{self, HttpState};
 use crate::adapters::jwt::JwtTokens;
@@ -557,7 +557,7 @@ impl AppBuilder {
                 sends_per_second_per_user: config.ws_frames_per_second,
             },
             budget: SendBudget::new(config.ws_frames_per_second),
-            shared_windows: windows,
+            shared_windows: windows.map(SyncedWindows::start),
             storage_probe,
             client_address_header: config
                 .client_address_header

@@ -104,14 +104,14 @@ contract!(
     ],
     postgres: [
         failures_count_within_their_window_and_are_forgotten_after_it,
-        windows_count_per_limit_and_key_and_start_again_once_closed,
+        windows_add_counts_per_limit_and_key_and_start_again_once_closed,
         a_users_first_socket_and_last_socket_are_told,
         sockets_on_two_instances_make_one_presence,
         an_instance_whose_lease_runs_out_takes_its_users_offline_once,
     ],
     redis: [
         failures_count_within_their_window_and_are_forgotten_after_it,
-        windows_count_per_limit_and_key_and_start_again_once_closed,
+        windows_add_counts_per_limit_and_key_and_start_again_once_closed,
         a_users_first_socket_and_last_socket_are_told,
         sockets_on_two_instances_make_one_presence,
         an_instance_whose_lease_runs_out_takes_its_users_offline_once,
@@ -170,11 +170,11 @@ async fn failures_count_within_their_window_and_are_forgotten_after_it(backend: 
     assert_eq!(f.get(&ann, until).await.unwrap(), None);
 }
 
-async fn windows_count_per_limit_and_key_and_start_again_once_closed(backend: Backend) {
+async fn windows_add_counts_per_limit_and_key_and_start_again_once_closed(backend: Backend) {
     let w = backend.rate_windows();
     let period = StdDuration::from_millis(1500);
     let before = Utc::now().timestamp();
-    let first = w.hit("user", "7", period).await.unwrap();
+    let first = w.add("user", "7", 1, period).await.unwrap();
     let latest = (Utc::now().timestamp_millis() + 1500 + 999) / 1000;
     assert_eq!(first.count, 1);
     assert!(
@@ -182,22 +182,26 @@ async fn windows_count_per_limit_and_key_and_start_again_once_closed(backend: Ba
         "closes within the period: {} not in {before}..={latest}",
         first.reset
     );
-    assert_eq!(w.hit("user", "7", period).await.unwrap().count, 2);
+    assert_eq!(w.add("user", "7", 1, period).await.unwrap().count, 2);
     assert_eq!(
-        w.hit("user", "8", period).await.unwrap().count,
+        w.add("user", "8", 1, period).await.unwrap().count,
         1,
         "per key"
     );
     assert_eq!(
-        w.hit("address", "7", period).await.unwrap().count,
+        w.add("address", "7", 1, period).await.unwrap().count,
         1,
         "per limit"
     );
-    let third = w.hit("user", "7", period).await.unwrap();
-    assert_eq!((third.count, third.reset), (3, first.reset), "same window");
+    let more = w.add("user", "7", 5, period).await.unwrap();
+    assert_eq!(
+        (more.count, more.reset),
+        (7, first.reset),
+        "same window, five more"
+    );
     tokio::time::sleep(period + StdDuration::from_millis(200)).await;
     assert_eq!(
-        w.hit("user", "7", period).await.unwrap().count,
+        w.add("user", "7", 1, period).await.unwrap().count,
         1,
         "a new window"
     );

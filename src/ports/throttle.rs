@@ -95,16 +95,24 @@ pub struct Window {
 
 /// Counts requests in fixed windows, per limit and key, where every instance counts them: the
 /// HTTP rate limits hold across instances when one is given. The limiter decides what is too
-/// many; this only counts.
+/// many; this only counts. Instances count locally and add their counts here in batches, so
+/// this is called a few times a second per busy key, not once per request.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait RateWindows: Send + Sync + 'static {
-    /// Counts one request of `key` against the limit named `limit`, in windows of `period`
-    /// that open at the first request after the last one closed.
+    /// Counts `n` more requests of `key` against the limit named `limit`, in windows of
+    /// `period` that open at the first request after the last one closed; returns the window
+    /// with every instance's count in it.
     ///
     /// # Errors
     /// `Unexpected` when the shared counter cannot be reached.
-    async fn hit(&self, limit: &str, key: &str, period: std::time::Duration) -> Result<Window>;
+    async fn add(
+        &self,
+        limit: &str,
+        key: &str,
+        n: u64,
+        period: std::time::Duration,
+    ) -> Result<Window>;
 }
 
 /// A place among the password hashes admitted; the place is free again when this is dropped.

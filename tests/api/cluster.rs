@@ -369,10 +369,12 @@ async fn rate_limits_and_failed_logins_count_every_instance(engine: Engine) {
     let mut ann_there = ann.clone();
     ann_there.addr = two.addr;
 
-    // Requests: three on each instance spend the user's six, wherever they went.
+    // Requests: three on each instance spend the user's six, wherever they went, once the
+    // instances have shared their counts (five times a second).
     for viewer in [&ann, &ann_there, &ann, &ann_there, &ann, &ann_there] {
         assert_eq!(viewer.get("/auth/me").await.0, 200);
     }
+    tokio::time::sleep(Duration::from_millis(600)).await;
     let (status, body) = ann.get("/auth/me").await;
     assert_eq!(status, 429, "{body}");
     assert_eq!(body["code"], "rate_limited");

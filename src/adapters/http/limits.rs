@@ -4,9 +4,12 @@
 //! `Retry-After` (or, on a socket, an `error` event with that code). How many is
 //! configuration; each limit set to 0 is off.
 //!
-//! With Redis configured, the windows of requests and registrations are counted there, so
-//! that a limit holds across every instance; otherwise each instance counts its own. The
-//! send budget is always counted per instance: a frame must not wait on a round trip.
+//! When instances share a store of windows (Redis, or PostgreSQL), the windows of requests
+//! and registrations are counted with every instance: each counts here and adds its counts
+//! there five times a second ([`SyncedWindows`]), so a limit holds across instances, give or
+//! take what the others counted in the last 200 ms, and no request waits on a round trip.
+//! Otherwise (SQLite, memory) the one instance counts alone. The send budget is always
+//! counted per instance.
 
 use std::borrow::Borrow;
 use std::convert::Infallible;
@@ -59,11 +62,11 @@ pub fn retry_after(headers: &HeaderMap) -> u64 {
 }
 
 /// A fixed-window limiter, named `name`, of `limit` requests per `quota`'s period for the
-/// key `issue` gives a request; counted where every instance counts when `shared` is there,
-/// else in this process.
+/// key `issue` gives a request; counted with every instance when `shared` is there, else in
+/// this process.
 fn limiter<K, I>(
     name: &'static str,
-    shared: Option<&Arc<dyn RateWindows>>,
+    shared: Option<&Arc<SyncedWindows>>,
     limit: u32,
     quota: fn(usize) -> BasicQuota,
     issue: I,
@@ -98,15 +101,163 @@ where
     }
 }
 
-/// Windows of one limit counted where every instance counts the same requests.
+/// How often the counts of this instance are added to the shared windows, and the others'
+/// learned: how far behind the others an instance's view of a window may be.
+const FLUSH_EVERY: Duration = Duration::from_millis(200);
+
+/// Windows counted here first and added to the shared windows in batches, so that a request
+/// never waits on a round trip: an instance decides on its own count plus every instance's
+/// count as of its last flush, at most [`FLUSH_EVERY`] old. Every request counts, refused
+/// ones too.
+pub struct SyncedWindows {
+    shared: Arc<dyn RateWindows>,
+    counts: std::sync::Mutex<std::collections::HashMap<(&'static str, String), Count>>,
+}
+
+/// One window of one key, as this instance knows it.
+#[derive(Debug, Clone, Copy)]
+struct Count {
+    period: Duration,
+    /// The limit's quota: a window past half of it is refreshed at every flush even with
+    /// nothing to add, so that an instance learns when the others spend the rest.
+    quota: u64,
+    /// Every instance's count at the last flush, this instance's flushed requests included.
+    shared: u64,
+    /// Requests counted here and being added now.
+    in_flight: u64,
+    /// Requests counted here since.
+    pending: u64,
+    /// When the window closes, here and as a Unix time in whole seconds.
+    closes: Instant,
+    reset: i64,
+}
+
+impl Count {
+    fn open(now: Instant, period: Duration, quota: u64) -> Self {
+        Self {
+            period,
+            quota,
+            shared: 0,
+            in_flight: 0,
+            pending: 0,
+            closes: now + period,
+            reset: chrono::Utc::now().timestamp() + i64::try_from(period.as_secs()).unwrap_or(0),
+        }
+    }
+
+    fn seen(&self) -> u64 {
+        self.shared + self.in_flight + self.pending
+    }
+}
+
+impl SyncedWindows {
+    /// Counts over `shared`, flushing every [`FLUSH_EVERY`] while the returned value lives.
+    pub fn start(shared: Arc<dyn RateWindows>) -> Arc<Self> {
+        let windows = Arc::new(Self {
+            shared,
+            counts: std::sync::Mutex::default(),
+        });
+        let flushing = Arc::downgrade(&windows);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(FLUSH_EVERY).await;
+                let Some(windows) = flushing.upgrade() else {
+                    return;
+                };
+                windows.flush().await;
+            }
+        });
+        windows
+    }
+
+    fn counts(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<(&'static str, String), Count>> {
+        self.counts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Counts one request of `key` against `limit`, of `quota` requests per `period`: the
+    /// window with every count known.
+    fn count(&self, limit: &'static str, key: String, period: Duration, quota: u64) -> Window {
+        let now = Instant::now();
+        let mut counts = self.counts();
+        let count = counts
+            .entry((limit, key))
+            .or_insert_with(|| Count::open(now, period, quota));
+        if now >= count.closes {
+            // The shared window has closed too; what is pending opens the next one.
+            let pending = count.pending + count.in_flight;
+            *count = Count {
+                pending,
+                ..Count::open(now, period, quota)
+            };
+        }
+        count.pending += 1;
+        Window {
+            count: count.seen(),
+            reset: count.reset,
+        }
+    }
+
+    /// Adds what was counted here since the last flush to the shared windows, and learns
+    /// every instance's counts of those windows and of the ones past half their quota;
+    /// forgets windows that closed with nothing left to add.
+    pub async fn flush(&self) {
+        let now = Instant::now();
+        let batch: Vec<((&'static str, String), u64, Duration)> = {
+            let mut counts = self.counts();
+            counts.retain(|_, c| c.pending > 0 || c.in_flight > 0 || now < c.closes);
+            counts
+                .iter_mut()
+                .filter(|(_, c)| c.pending > 0 || (c.in_flight == 0 && c.seen() * 2 >= c.quota))
+                .map(|(key, c)| {
+                    c.in_flight += c.pending;
+                    let n = std::mem::take(&mut c.pending);
+                    (key.clone(), n, c.period)
+                })
+                .collect()
+        };
+        let added = futures_util::future::join_all(batch.into_iter().map(|(key, n, period)| {
+            let shared = self.shared.clone();
+            async move {
+                let window = shared.add(key.0, &key.1, n, period).await;
+                (key, n, window)
+            }
+        }))
+        .await;
+        let mut counts = self.counts();
+        for (key, n, window) in added {
+            let Some(count) = counts.get_mut(&key) else {
+                continue;
+            };
+            count.in_flight -= n.min(count.in_flight);
+            match window {
+                Ok(window) => {
+                    count.shared = window.count;
+                    count.reset = window.reset;
+                    let left_ms = window.reset * 1000 - chrono::Utc::now().timestamp_millis();
+                    count.closes =
+                        Instant::now() + Duration::from_millis(u64::try_from(left_ms).unwrap_or(0));
+                }
+                Err(e) => {
+                    // Counted again at the next flush.
+                    count.pending += n;
+                    tracing::warn!(error = ?e, limit = key.0, "rate limit counts not shared");
+                }
+            }
+        }
+    }
+}
+
+/// Windows of one limit counted with every instance.
 struct SharedWindows<K> {
     name: &'static str,
-    windows: Arc<dyn RateWindows>,
+    windows: Arc<SyncedWindows>,
     key: PhantomData<fn() -> K>,
 }
 
 impl<K> SharedWindows<K> {
-    fn new(name: &'static str, windows: Arc<dyn RateWindows>) -> Self {
+    fn new(name: &'static str, windows: Arc<SyncedWindows>) -> Self {
         Self {
             name,
             windows,
@@ -123,8 +274,7 @@ where
     type Key = K;
     type Guard = SharedWindow;
 
-    /// Counts the request in the shared windows. When they cannot be reached the request
-    /// passes: a limit that cannot be counted is not worth refusing everyone for.
+    /// Counts the request here, against every instance's count as last flushed.
     async fn verify_guard(
         &self,
         key: K,
@@ -133,21 +283,13 @@ where
     ) -> Result<RateLimitState<SharedWindow>, Infallible> {
         let period =
             Duration::from_millis(u64::try_from(quota.period.whole_milliseconds()).unwrap_or(0));
-        Ok(
-            match self.windows.hit(self.name, &key.to_string(), period).await {
-                Ok(window) => RateLimitState {
-                    allowed: window.count <= quota.limit as u64,
-                    guard: SharedWindow(Some(window)),
-                },
-                Err(e) => {
-                    tracing::warn!(error = ?e, limit = self.name, "rate limit not counted");
-                    RateLimitState {
-                        allowed: true,
-                        guard: SharedWindow(None),
-                    }
-                }
-            },
-        )
+        let window = self
+            .windows
+            .count(self.name, key.to_string(), period, quota.limit as u64);
+        Ok(RateLimitState {
+            allowed: window.count <= quota.limit as u64,
+            guard: SharedWindow(Some(window)),
+        })
     }
 
     async fn load_guard<Q>(&self, _: &Q, refer: &SharedWindow) -> Result<SharedWindow, Infallible>
@@ -163,7 +305,7 @@ where
     }
 }
 
-/// A window as it was counted, for the limiter's headers; `None` when it was not counted.
+/// A window as it was counted, for the limiter's headers.
 #[derive(Debug, Clone, Default)]
 struct SharedWindow(Option<Window>);
 
@@ -379,6 +521,72 @@ mod tests {
         assert_eq!(budget.take(UserId(2)).await, Ok(()), "per user");
         tokio::time::sleep(Duration::from_millis(600)).await;
         assert_eq!(budget.take(UserId(1)).await, Ok(()), "refilled");
+    }
+
+    fn synced(shared: crate::ports::MockRateWindows) -> SyncedWindows {
+        SyncedWindows {
+            shared: Arc::new(shared),
+            counts: std::sync::Mutex::default(),
+        }
+    }
+
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    #[tokio::test]
+    async fn synced_windows_count_here_and_learn_every_instances_count_at_each_flush() {
+        let mut shared = crate::ports::MockRateWindows::new();
+        let reset = chrono::Utc::now().timestamp() + 60;
+        // Three requests counted here go out as one addition; seven came from elsewhere.
+        shared
+            .expect_add()
+            .withf(|limit, key, n, period| (limit, key, *n, *period) == ("user", "7", 3, MINUTE))
+            .times(1)
+            .returning(move |_, _, _, _| Ok(Window { count: 10, reset }));
+        let windows = synced(shared);
+        for n in 1..=3 {
+            let window = windows.count("user", "7".into(), MINUTE, 100);
+            assert_eq!(window.count, n, "counted here, with no round trip");
+        }
+        windows.flush().await;
+        let window = windows.count("user", "7".into(), MINUTE, 100);
+        assert_eq!(
+            window,
+            Window { count: 11, reset },
+            "every instance's count, and one more"
+        );
+        let other = windows.count("user", "8".into(), MINUTE, 100);
+        assert_eq!(other.count, 1, "per key");
+    }
+
+    #[tokio::test]
+    async fn a_window_past_half_its_quota_is_read_again_with_nothing_to_add() {
+        let mut shared = crate::ports::MockRateWindows::new();
+        let reset = chrono::Utc::now().timestamp() + 60;
+        let mut seq = mockall::Sequence::new();
+        shared
+            .expect_add()
+            .withf(|_, key, n, _| (key, *n) == ("9", 2))
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(move |_, _, _, _| Ok(Window { count: 2, reset }));
+        // The others spent the rest meanwhile.
+        shared
+            .expect_add()
+            .withf(|_, key, n, _| (key, *n) == ("9", 0))
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(move |_, _, _, _| Ok(Window { count: 4, reset }));
+        let windows = synced(shared);
+        for _ in 0..2 {
+            windows.count("user", "9".into(), MINUTE, 4);
+        }
+        windows.flush().await;
+        windows.flush().await;
+        assert_eq!(
+            windows.count("user", "9".into(), MINUTE, 4).count,
+            5,
+            "over quota"
+        );
     }
 
     #[tokio::test]

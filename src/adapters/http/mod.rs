@@ -59,7 +59,7 @@ pub struct HttpState {
     pub budget: SendBudget,
     /// Where the windows of the rate limits are counted when every instance counts them
     /// together; `None` counts them in this process.
-    pub shared_windows: Option<Arc<dyn crate::ports::RateWindows>>,
+    pub shared_windows: Option<Arc<limits::SyncedWindows>>,
     /// The storage, asked how busy its connections are when metrics are scraped.
     pub storage_probe: Arc<dyn crate::ports::StorageProbe>,
     /// The header a trusted proxy puts the client's address in, when the server is behind one.

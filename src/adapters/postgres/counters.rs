@@ -94,23 +94,23 @@ impl LoginFailures for PgLoginFailures {
 /// Windows of the rate limits in the `rate_windows` table, on the database's clock.
 pub struct PgRateWindows {
     pool: PgPool,
-    hits: AtomicU64,
+    adds: AtomicU64,
 }
 
 impl PgRateWindows {
     pub fn new(pool: PgPool) -> Self {
         Self {
             pool,
-            hits: AtomicU64::new(0),
+            adds: AtomicU64::new(0),
         }
     }
 }
 
 #[async_trait]
 impl RateWindows for PgRateWindows {
-    async fn hit(&self, limit: &str, key: &str, period: Duration) -> Result<Window> {
+    async fn add(&self, limit: &str, key: &str, n: u64, period: Duration) -> Result<Window> {
         if self
-            .hits
+            .adds
             .fetch_add(1, Ordering::Relaxed)
             .is_multiple_of(SWEEP_EVERY)
         {
@@ -120,14 +120,15 @@ impl RateWindows for PgRateWindows {
                 .map_err(Error::unexpected)?;
         }
         let (count, until): (i64, DateTime<Utc>) = sqlx::query_as(
-            "INSERT INTO rate_windows (key, count, until) VALUES ($1, 1, now() + $2) \
+            "INSERT INTO rate_windows (key, count, until) VALUES ($1, $3, now() + $2) \
              ON CONFLICT (key) DO UPDATE SET \
-               count = CASE WHEN rate_windows.until > now() THEN rate_windows.count + 1 ELSE 1 END, \
+               count = CASE WHEN rate_windows.until > now() THEN rate_windows.count + $3 ELSE $3 END, \
                until = CASE WHEN rate_windows.until > now() THEN rate_windows.until ELSE now() + $2 END \
              RETURNING count, until",
         )
         .bind(format!("{limit}:{key}"))
         .bind(period)
+        .bind(i64::try_from(n).unwrap_or(i64::MAX))
         .fetch_one(&self.pool)
         .await
         .map_err(Error::unexpected)?;

@@ -104,14 +104,14 @@ impl LoginFailures for RedisLoginFailures {
 /// a counter per (limit, key) that expires when its window closes.
 pub struct RedisWindows {
     redis: Redis,
-    hit: Script,
+    count: Script,
 }
 
-/// KEYS: the counter. ARGV: the window in ms. Counts one request; returns the count in this
-/// window and the milliseconds left of it.
-const HIT: &str = "
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+/// KEYS: the counter. ARGV: the window in ms, the requests to count. Returns the count in
+/// this window and the milliseconds left of it.
+const COUNT: &str = "
+local n = redis.call('INCRBY', KEYS[1], ARGV[2])
+if n == tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 local left = redis.call('PTTL', KEYS[1])
 if left < 0 then
   redis.call('PEXPIRE', KEYS[1], ARGV[1])
@@ -124,20 +124,21 @@ impl RedisWindows {
     pub fn new(redis: &Redis) -> Self {
         Self {
             redis: redis.clone(),
-            hit: Script::new(HIT),
+            count: Script::new(COUNT),
         }
     }
 }
 
 #[async_trait]
 impl RateWindows for RedisWindows {
-    async fn hit(&self, limit: &str, key: &str, period: Duration) -> Result<Window> {
+    async fn add(&self, limit: &str, key: &str, n: u64, period: Duration) -> Result<Window> {
         let counter = self.redis.key(format!("rate:{limit}:{key}"));
         let mut conn = self.redis.manager();
         let (count, left): (u64, i64) = self
-            .hit
+            .count
             .key(counter)
             .arg(u64::try_from(period.as_millis()).unwrap_or(u64::MAX))
+            .arg(n)
             .invoke_async(&mut conn)
             .await
             .map_err(unexpected)?;
