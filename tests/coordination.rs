@@ -58,6 +58,35 @@ impl Backend {
         }
     }
 
+    /// Forgets every instance's presence, as a Redis that restarted empty would (or, on
+    /// PostgreSQL, someone emptying the tables).
+    async fn forget_presence(&self) {
+        match self {
+            Self::Local => unreachable!("nothing shared to forget"),
+            Self::Postgres(store) => {
+                sqlx::raw_sql("DELETE FROM presence; DELETE FROM presence_instances")
+                    .execute(store.pool())
+                    .await
+                    .expect("empty the presence tables");
+            }
+            Self::Redis(_, server) => {
+                let mut conn = server.connection().await.expect("connect to Redis");
+                let keys: Vec<String> = ::redis::cmd("KEYS")
+                    .arg(format!("{}:presence:*", server.prefix))
+                    .query_async(&mut conn)
+                    .await
+                    .expect("KEYS");
+                if !keys.is_empty() {
+                    ::redis::cmd("DEL")
+                        .arg(keys)
+                        .query_async::<i64>(&mut conn)
+                        .await
+                        .expect("DEL");
+                }
+            }
+        }
+    }
+
     /// One instance's tracker, with a lease of `lease`; each call is another instance.
     async fn presence(&self, lease: StdDuration) -> Arc<dyn PresenceTracker> {
         match self {
@@ -108,6 +137,7 @@ contract!(
         a_users_first_socket_and_last_socket_are_told,
         sockets_on_two_instances_make_one_presence,
         an_instance_whose_lease_runs_out_takes_its_users_offline_once,
+        an_instance_counts_its_sockets_again_once_its_lease_was_lost,
     ],
     redis: [
         failures_count_within_their_window_and_are_forgotten_after_it,
@@ -115,6 +145,7 @@ contract!(
         a_users_first_socket_and_last_socket_are_told,
         sockets_on_two_instances_make_one_presence,
         an_instance_whose_lease_runs_out_takes_its_users_offline_once,
+        an_instance_counts_its_sockets_again_once_its_lease_was_lost,
     ],
 );
 
@@ -267,4 +298,25 @@ async fn an_instance_whose_lease_runs_out_takes_its_users_offline_once(backend: 
         one.online_among(&[ann, bob]).await.unwrap(),
         HashSet::from([ann])
     );
+}
+
+async fn an_instance_counts_its_sockets_again_once_its_lease_was_lost(backend: Backend) {
+    let short = StdDuration::from_millis(600);
+    let one = backend.presence(short).await;
+    let two = backend.presence(short).await;
+    let ann = UserId(1);
+    one.connect(ann).await.unwrap();
+    backend.forget_presence().await;
+    assert!(
+        two.online_among(&[ann]).await.unwrap().is_empty(),
+        "forgotten"
+    );
+    // One renews its lease a few times per lease, and finds it gone.
+    tokio::time::sleep(short).await;
+    assert_eq!(
+        two.online_among(&[ann]).await.unwrap(),
+        HashSet::from([ann]),
+        "counted again"
+    );
+    assert!(!two.connect(ann).await.unwrap(), "not ann's first socket");
 }

@@ -288,7 +288,7 @@ where
             .count(self.name, key.to_string(), period, quota.limit as u64);
         Ok(RateLimitState {
             allowed: window.count <= quota.limit as u64,
-            guard: SharedWindow(Some(window)),
+            guard: SharedWindow(window),
         })
     }
 
@@ -305,9 +305,15 @@ where
     }
 }
 
-/// A window as it was counted, for the limiter's headers.
-#[derive(Debug, Clone, Default)]
-struct SharedWindow(Option<Window>);
+/// A window as it was counted, for the limiter's headers (the limiter's prototype is empty).
+#[derive(Debug, Clone)]
+struct SharedWindow(Window);
+
+impl Default for SharedWindow {
+    fn default() -> Self {
+        Self(Window { count: 0, reset: 0 })
+    }
+}
 
 impl RateGuard for SharedWindow {
     type Quota = BasicQuota;
@@ -318,17 +324,12 @@ impl RateGuard for SharedWindow {
     }
 
     async fn remaining(&self, quota: &BasicQuota) -> usize {
-        let used = self
-            .0
-            .map_or(0, |w| usize::try_from(w.count).unwrap_or(usize::MAX));
+        let used = usize::try_from(self.0.count).unwrap_or(usize::MAX);
         quota.limit.saturating_sub(used)
     }
 
-    async fn reset(&self, quota: &BasicQuota) -> i64 {
-        self.0.map_or_else(
-            || chrono::Utc::now().timestamp() + quota.period.whole_seconds(),
-            |w| w.reset,
-        )
+    async fn reset(&self, _: &BasicQuota) -> i64 {
+        self.0.reset
     }
 
     async fn limit(&self, quota: &BasicQuota) -> usize {

@@ -61,15 +61,6 @@ impl Redis {
     pub(crate) fn key(&self, name: impl std::fmt::Display) -> String {
         format!("{}:{name}", self.prefix)
     }
-
-    /// Whether the server answers now.
-    pub async fn ping(&self) -> bool {
-        let mut conn = self.manager();
-        redis::cmd("PING")
-            .query_async::<String>(&mut conn)
-            .await
-            .is_ok()
-    }
 }
 
 impl std::fmt::Debug for Redis {

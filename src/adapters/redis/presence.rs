@@ -66,18 +66,23 @@ end
 return online
 ";
 
-/// KEYS: the leases, this instance's users. ARGV: instance, lease in ms, then triples of
-/// user, count and the user's key. Extends the lease; when it had lapsed and been swept (this
-/// instance stalled), writes the counts back. Returns 1 when they were written back.
+/// KEYS: the leases. ARGV: instance, lease in ms. Extends the lease; returns 1 when it had
+/// lapsed and been swept (this instance stalled, or Redis restarted empty), so that the
+/// counts must be written back with [`RESTORE`].
 const RENEW: &str = "
 local lost = redis.call('ZSCORE', KEYS[1], ARGV[1]) == false
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
-if not lost then return 0 end
-for i = 3, #ARGV, 3 do
+if lost then return 1 else return 0 end
+";
+
+/// KEYS: this instance's users. ARGV: instance, then triples of user, count and the user's
+/// key. Writes this instance's counts back.
+const RESTORE: &str = "
+for i = 2, #ARGV, 3 do
   redis.call('HSET', ARGV[i + 2], ARGV[1], ARGV[i + 1])
-  redis.call('SADD', KEYS[2], ARGV[i])
+  redis.call('SADD', KEYS[1], ARGV[i])
 end
-return 1
+return 0
 ";
 
 /// KEYS: the leases. ARGV: the key prefix. Forgets every instance whose lease ran out, and
@@ -110,6 +115,7 @@ pub struct RedisPresence {
     disconnect: Script,
     online: Script,
     renew: Script,
+    restore: Script,
     expire: Script,
     /// This instance's own counts, to write back should others have expired it.
     mine: Mutex<HashMap<UserId, i64>>,
@@ -129,6 +135,7 @@ impl RedisPresence {
             disconnect: script(DISCONNECT),
             online: script(ONLINE),
             renew: script(RENEW),
+            restore: Script::new(RESTORE),
             expire: script(EXPIRE),
             mine: Mutex::new(HashMap::new()),
         });
@@ -173,28 +180,31 @@ impl RedisPresence {
 
 #[async_trait]
 impl Lease for RedisPresence {
+    /// Extends the lease, and only when it had been lost sends this instance's counts.
     async fn renew(&self) -> Result<()> {
-        let mut invocation = self.renew.prepare_invoke();
-        invocation
-            .key(self.leases_key())
-            .key(self.instance_key())
-            .arg(&self.instance)
-            .arg(u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX));
-        let counts: Vec<(UserId, i64)> = self.mine().iter().map(|(u, n)| (*u, *n)).collect();
-        let had_sockets = !counts.is_empty();
-        for (user, count) in counts {
-            invocation.arg(user.0).arg(count).arg(self.user_key(user));
-        }
         let mut conn = self.redis.manager();
-        let restored: i64 = invocation
+        let lost: i64 = self
+            .renew
+            .key(self.leases_key())
+            .arg(&self.instance)
+            .arg(u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX))
             .invoke_async(&mut conn)
             .await
             .map_err(unexpected)?;
-        if restored == 1 && had_sockets {
-            tracing::warn!(
-                "this instance's presence lease had lapsed; its sockets are counted again"
-            );
+        let counts: Vec<(UserId, i64)> = self.mine().iter().map(|(u, n)| (*u, *n)).collect();
+        if lost == 0 || counts.is_empty() {
+            return Ok(());
         }
+        let mut restore = self.restore.prepare_invoke();
+        restore.key(self.instance_key()).arg(&self.instance);
+        for (user, count) in counts {
+            restore.arg(user.0).arg(count).arg(self.user_key(user));
+        }
+        restore
+            .invoke_async::<i64>(&mut conn)
+            .await
+            .map_err(unexpected)?;
+        tracing::warn!("this instance's presence lease had lapsed; its sockets are counted again");
         Ok(())
     }
 }
